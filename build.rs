@@ -1,0 +1,36 @@
+//! Generates the C header from `src/ffi` with cbindgen and sets the shared
+//! library's SONAME. The header goes to OUT_DIR; `scripts/gen-header.sh`
+//! copies it to include/smtpc.h, and a test fails when the two differ.
+
+use std::env;
+use std::path::PathBuf;
+
+fn main() {
+    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("smtpc.h");
+    let version = env::var("CARGO_PKG_VERSION").unwrap();
+    let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
+    let minor = env::var("CARGO_PKG_VERSION_MINOR").unwrap();
+    let patch = env::var("CARGO_PKG_VERSION_PATCH").unwrap();
+
+    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .expect("cbindgen.toml is readable");
+    config.after_includes = Some(format!(
+        "\n/* The version of the header; smtpc_version() returns the library's. */\n\
+         #define SMTPC_VERSION_MAJOR {major}\n\
+         #define SMTPC_VERSION_MINOR {minor}\n\
+         #define SMTPC_VERSION_PATCH {patch}\n\
+         #define SMTPC_VERSION_STRING \"{version}\""
+    ));
+    cbindgen::Builder::new()
+        .with_crate(&crate_dir)
+        .with_config(config)
+        .generate()
+        .expect("cbindgen generates the header")
+        .write_to_file(&out);
+
+    // Packagers ship libsmtpc.so.0; the ABI major is 0 while the API is v0.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libsmtpc.so.{major}");
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+}

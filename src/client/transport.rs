@@ -1,0 +1,372 @@
+//! The byte stream under a session: TCP or TLS, with timeouts on every
+//! connect, read and write, and a buffered line reader.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use native_tls::{Certificate, HandshakeError, TlsConnector, TlsStream};
+
+use super::error::{Error, ErrorKind, Result};
+use super::reply::MAX_REPLY_BYTES;
+
+/// How a TLS peer is verified.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub verify: bool,
+    /// PEM file whose certificates replace the system's trusted roots.
+    pub ca_file: Option<String>,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            verify: true,
+            ca_file: None,
+        }
+    }
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write_vectored(bufs),
+            Stream::Tls(s) => s.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+
+pub struct Transport {
+    stream: Stream,
+    rbuf: Vec<u8>,
+    rpos: usize,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("tls", &self.is_tls())
+            .field("buffered", &(self.rbuf.len() - self.rpos))
+            .finish()
+    }
+}
+
+impl Transport {
+    /// Connects to the first address of `host` that answers, trying every
+    /// resolved address (IPv4 and IPv6) with `timeout` each.
+    pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<Self> {
+        let addrs: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| Error::new(ErrorKind::Resolve, format!("cannot resolve {host}: {e}")))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Resolve,
+                format!("{host} has no addresses"),
+            ));
+        }
+        let mut failures = Vec::new();
+        let mut timed_out = true;
+        for addr in &addrs {
+            match TcpStream::connect_timeout(addr, timeout) {
+                Ok(tcp) => return Self::from_tcp(tcp, timeout),
+                Err(e) => {
+                    timed_out &= matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                    );
+                    failures.push(format!("{addr}: {e}"));
+                }
+            }
+        }
+        let kind = if timed_out {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Connect
+        };
+        Err(Error::new(
+            kind,
+            format!(
+                "cannot connect to {host} port {port}: {}",
+                failures.join("; ")
+            ),
+        ))
+    }
+
+    fn from_tcp(tcp: TcpStream, timeout: Duration) -> Result<Self> {
+        let setup = |e: io::Error| Error::io("socket setup", &e);
+        // Commands are small and each waits for a reply: Nagle would hold
+        // them for the peer's delayed ACK.
+        tcp.set_nodelay(true).map_err(setup)?;
+        tcp.set_write_timeout(Some(timeout)).map_err(setup)?;
+        tcp.set_read_timeout(Some(timeout)).map_err(setup)?;
+        Ok(Transport {
+            stream: Stream::Plain(tcp),
+            rbuf: Vec::with_capacity(READ_CHUNK),
+            rpos: 0,
+            timeout,
+        })
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.stream.tcp().peer_addr().ok()
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.stream.tcp().local_addr().ok()
+    }
+
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+        let _ = self.stream.tcp().set_write_timeout(Some(timeout));
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Bytes received but not yet consumed.
+    pub fn buffered(&self) -> usize {
+        self.rbuf.len() - self.rpos
+    }
+
+    /// Wraps the connection in TLS. Anything already buffered was sent
+    /// before the handshake and is discarded, never read as a post-TLS reply
+    /// (STARTTLS response injection, CVE-2021-22947).
+    pub fn start_tls(self, host: &str, settings: &TlsSettings) -> Result<Self> {
+        let Transport {
+            stream, timeout, ..
+        } = self;
+        let tcp = match stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(_) => return Err(Error::state("TLS is already active")),
+        };
+        let connector = build_connector(settings)?;
+        let _ = tcp.set_read_timeout(Some(timeout));
+        let tls = match connector.connect(host, tcp) {
+            Ok(tls) => tls,
+            Err(HandshakeError::WouldBlock(_)) => {
+                return Err(Error::new(ErrorKind::Timeout, "TLS handshake: timed out"))
+            }
+            Err(HandshakeError::Failure(e)) => return Err(classify_tls_error(&e)),
+        };
+        Ok(Transport {
+            stream: Stream::Tls(Box::new(tls)),
+            rbuf: Vec::with_capacity(READ_CHUNK),
+            rpos: 0,
+            timeout,
+        })
+    }
+
+    /// Reads one line, terminator included (CRLF, or a bare LF from a lax
+    /// server), finishing before `deadline`.
+    pub fn read_line(&mut self, deadline: Instant) -> Result<Vec<u8>> {
+        let mut scanned = self.rpos;
+        loop {
+            if let Some(off) = memchr::memchr(b'\n', &self.rbuf[scanned..]) {
+                let end = scanned + off + 1;
+                let line = self.rbuf[self.rpos..end].to_vec();
+                self.rpos = end;
+                return Ok(line);
+            }
+            scanned = self.rbuf.len();
+            if scanned - self.rpos > MAX_REPLY_BYTES {
+                return Err(Error::protocol(format!(
+                    "reply line longer than {MAX_REPLY_BYTES} bytes"
+                )));
+            }
+            self.fill(deadline)?;
+        }
+    }
+
+    fn fill(&mut self, deadline: Instant) -> Result<()> {
+        if self.rpos == self.rbuf.len() {
+            self.rbuf.clear();
+            self.rpos = 0;
+        } else if self.rpos > READ_CHUNK {
+            self.rbuf.drain(..self.rpos);
+            self.rpos = 0;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::new(ErrorKind::Timeout, "reading reply: timed out"));
+        }
+        // One deadline covers the whole reply, so a server dripping a byte
+        // at a time cannot stretch it.
+        let remaining = (deadline - now).max(Duration::from_millis(1));
+        let _ = self.stream.tcp().set_read_timeout(Some(remaining));
+        let start = self.rbuf.len();
+        self.rbuf.resize(start + READ_CHUNK, 0);
+        let got = loop {
+            match self.stream.read(&mut self.rbuf[start..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match got {
+            Ok(0) => {
+                self.rbuf.truncate(start);
+                Err(Error::new(ErrorKind::Closed, "connection closed by server"))
+            }
+            Ok(n) => {
+                self.rbuf.truncate(start + n);
+                Ok(())
+            }
+            Err(e) => {
+                self.rbuf.truncate(start);
+                Err(Error::io("reading reply", &e))
+            }
+        }
+    }
+
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stream
+            .write_all(bytes)
+            .and_then(|_| self.stream.flush())
+            .map_err(|e| Error::io("sending", &e))
+    }
+
+    /// Closes the socket (TLS close_notify is best effort).
+    pub fn close(mut self) {
+        if let Stream::Tls(tls) = &mut self.stream {
+            let _ = tls.shutdown();
+        }
+        let _ = self.stream.tcp().shutdown(Shutdown::Both);
+    }
+}
+
+/// Connects with implicit TLS: the handshake comes before any SMTP.
+pub fn connect_tls(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    settings: &TlsSettings,
+) -> Result<Transport> {
+    Transport::connect(host, port, timeout)?.start_tls(host, settings)
+}
+
+fn build_connector(settings: &TlsSettings) -> Result<TlsConnector> {
+    let mut builder = TlsConnector::builder();
+    if !settings.verify {
+        builder
+            .danger_accept_invalid_certs(true)
+            .danger_accept_invalid_hostnames(true);
+    }
+    if let Some(path) = &settings.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| Error::new(ErrorKind::Tls, format!("cannot read CA file {path}: {e}")))?;
+        let certs = split_pem_certificates(&pem);
+        if certs.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Tls,
+                format!("CA file {path} holds no PEM certificate"),
+            ));
+        }
+        for block in certs {
+            let cert = Certificate::from_pem(block).map_err(|e| {
+                Error::new(
+                    ErrorKind::Tls,
+                    format!("bad certificate in CA file {path}: {e}"),
+                )
+            })?;
+            builder.add_root_certificate(cert);
+        }
+        builder.disable_built_in_roots(true);
+    }
+    builder
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Tls, format!("TLS setup: {e}")))
+}
+
+fn split_pem_certificates(pem: &[u8]) -> Vec<&[u8]> {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = memchr::memmem::find(rest, BEGIN) {
+        let Some(len) = memchr::memmem::find(&rest[start..], END) else {
+            break;
+        };
+        let end = start + len + END.len();
+        out.push(&rest[start..end]);
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// Verification failures get their own kind and a message that names the
+/// reason OpenSSL gave (host name mismatch, expired, unknown issuer…).
+fn classify_tls_error(e: &native_tls::Error) -> Error {
+    let text = e.to_string();
+    if text.contains("certificate verify failed") {
+        let reason = text
+            .rfind('(')
+            .and_then(|i| text[i + 1..].strip_suffix(')'))
+            .unwrap_or("unknown reason");
+        Error::new(
+            ErrorKind::TlsVerify,
+            format!("certificate verify failed: {reason}"),
+        )
+    } else {
+        Error::new(ErrorKind::Tls, format!("TLS handshake failed: {text}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_bundles_are_split_per_certificate() {
+        let pem = b"junk\n-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n\
+                    -----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----\n";
+        let certs = split_pem_certificates(pem);
+        assert_eq!(certs.len(), 2);
+        assert!(certs[1].starts_with(b"-----BEGIN") && certs[1].ends_with(b"-----"));
+        assert!(split_pem_certificates(b"nothing").is_empty());
+    }
+}

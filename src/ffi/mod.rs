@@ -1,0 +1,9 @@
+//! The C API: `extern "C"` functions only, no protocol logic. Each export
+//! goes through the boundary in `macros`, then calls the client core.
+
+mod buf;
+mod macros;
+pub mod result;
+pub mod session;
+
+pub use macros::smtp_session;
