@@ -686,12 +686,11 @@ impl Session {
         self.flush()?;
         let deadline = Instant::now() + self.timeout;
         let mut parser = ReplyParser::new();
-        let mut waited = false;
+        if !self.transport()?.has_line() {
+            self.waits += 1;
+        }
         let result = loop {
             let t = self.transport()?;
-            if t.buffered() == 0 && !waited {
-                waited = true;
-            }
             let line = match t.read_line(deadline) {
                 Ok(l) => l,
                 Err(e) => break Err(e),
@@ -705,9 +704,6 @@ impl Session {
                 Err(e) => break Err(e),
             }
         };
-        if waited {
-            self.waits += 1;
-        }
         match result {
             Ok(reply) => {
                 self.tracer.reply(reply.code, &reply.text);

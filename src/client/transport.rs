@@ -205,22 +205,29 @@ impl Transport {
     /// Reads one line, terminator included (CRLF, or a bare LF from a lax
     /// server), finishing before `deadline`.
     pub fn read_line(&mut self, deadline: Instant) -> Result<Vec<u8>> {
-        let mut scanned = self.rpos;
+        // Offset from `rpos` already searched; `fill` may move the buffer.
+        let mut scanned = 0;
         loop {
-            if let Some(off) = memchr::memchr(b'\n', &self.rbuf[scanned..]) {
+            let pending = &self.rbuf[self.rpos..];
+            if let Some(off) = memchr::memchr(b'\n', &pending[scanned..]) {
                 let end = scanned + off + 1;
-                let line = self.rbuf[self.rpos..end].to_vec();
-                self.rpos = end;
+                let line = pending[..end].to_vec();
+                self.rpos += end;
                 return Ok(line);
             }
-            scanned = self.rbuf.len();
-            if scanned - self.rpos > MAX_REPLY_BYTES {
+            scanned = pending.len();
+            if scanned > MAX_REPLY_BYTES {
                 return Err(Error::protocol(format!(
                     "reply line longer than {MAX_REPLY_BYTES} bytes"
                 )));
             }
             self.fill(deadline)?;
         }
+    }
+
+    /// Whether a whole line is already buffered (no wait needed).
+    pub fn has_line(&self) -> bool {
+        memchr::memchr(b'\n', &self.rbuf[self.rpos..]).is_some()
     }
 
     fn fill(&mut self, deadline: Instant) -> Result<()> {
