@@ -151,6 +151,27 @@
 #define SMTPC_STEP_HELO 5
 
 /**
+ * `smtp_session_set_tls_policy`: the caller calls STARTTLS (default).
+ */
+#define SMTPC_TLS_MANUAL 0
+
+/**
+ * `connect` runs EHLO and STARTTLS when offered, else stays in clear.
+ */
+#define SMTPC_TLS_OPPORTUNISTIC 1
+
+/**
+ * `connect` runs EHLO and STARTTLS and fails with `SMTPC_E_INSECURE`,
+ * sending nothing more, when STARTTLS is missing or fails.
+ */
+#define SMTPC_TLS_REQUIRED 2
+
+/**
+ * `connect` uses implicit TLS, as `smtp_session_connect_tls`.
+ */
+#define SMTPC_TLS_IMPLICIT 3
+
+/**
  * An SMTP connection handle. Opaque: C only ever holds a pointer to it.
  *
  * Created by `smtp_session_new`, released by `smtp_session_free`. A handle
@@ -158,6 +179,29 @@
  * handles are independent.
  */
 typedef struct smtp_session smtp_session;
+
+/**
+ * Yields the next message of a batch through its out-parameters.
+ *
+ * # Returns
+ * 1 when it filled `*from`, `*to`, `*n_to`, `*msg`, `*msg_len`; 0 when
+ * there are no more messages; negative to stop the batch (it then fails
+ * with `SMTPC_E_CALLBACK` after collecting the replies for what was
+ * sent). The pointers it gives must stay valid until the next call of the
+ * callback or the end of `smtp_session_batch_send_cb`, whichever comes first.
+ */
+typedef int (*smtpc_next_message_fn)(void *user, const char **from, const char *const **to, size_t *n_to, const char **msg, size_t *msg_len);
+
+/**
+ * Fills `buf` (capacity `cap`) with the next bytes of a message.
+ *
+ * # Returns
+ * The number of bytes written (1..=`cap`), 0 at the end of the message,
+ * or a negative value on failure (the send then fails with
+ * `SMTPC_E_CALLBACK` and the connection is closed, so nothing partial is
+ * delivered).
+ */
+typedef int64_t (*smtpc_read_fn)(void *user, char *buf, size_t cap);
 
 /**
  * Receives one transcript line (NUL-terminated, no trailing newline) and
@@ -170,6 +214,290 @@ typedef void (*smtpc_trace_fn)(void *user, const char *line);
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Queues a copy of a message for `smtp_session_batch_send`. Addresses are
+ * checked now (CR, LF, NUL, syntax); nothing is sent.
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL`, `SMTPC_E_INVALID`.
+ *
+ * # Safety
+ * As `smtp_session_sendmail` (without the reply buffer).
+ */
+int smtp_session_batch_add(smtp_session *s, const char *from, const char *const *to, size_t n_to, const char *msg, size_t msg_len);
+
+/**
+ * Sends every queued message on the session (EHLO first if needed),
+ * pipelined across messages when the server offers PIPELINING: one wait
+ * per message, none between messages with CHUNKING. The queue is emptied;
+ * each message's results are then read with `smtp_session_batch_code`,
+ * `smtp_session_batch_failed_step` and `smtp_session_batch_rcpt_code`.
+ *
+ * # Returns
+ * `SMTPC_OK` when every message got the server's answer (accepted or
+ * refused: look at each); the EHLO/HELO refusal code (>= 100) when no
+ * message could be sent; a negative code when the connection failed —
+ * messages answered before that keep their results.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+int smtp_session_batch_send(smtp_session *s);
+
+/**
+ * Like `smtp_session_batch_send`, with messages pulled one at a time from
+ * `next(user, …)` instead of a queue: nothing is copied, and a message's
+ * pointers are no longer used once `next` is called again.
+ *
+ * # Returns
+ * As `smtp_session_batch_send`, plus `SMTPC_E_CALLBACK`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `next` is safe to call with `user`, and
+ * the pointers it returns are valid as its documentation says.
+ */
+int smtp_session_batch_send_cb(smtp_session *s, smtpc_next_message_fn next, void *user);
+
+/**
+ * How many messages the last batch has results for.
+ *
+ * # Returns
+ * The count; 0 when `s` is NULL.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+size_t smtp_session_batch_count(const smtp_session *s);
+
+/**
+ * The result of message `i` (0-based, in sending order) of the last
+ * batch: the final reply when it was accepted, else the refusing reply
+ * (see `smtp_session_batch_failed_step`); its text goes to `reply`.
+ *
+ * # Returns
+ * The reply code; a negative code when the message got no answer (refused
+ * locally, e.g. `SMTPC_E_TOO_LARGE`, or the connection failed first);
+ * `SMTPC_E_INVALID` when `i` is out of range; `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `reply` is NULL or valid for `reply_cap`.
+ */
+int smtp_session_batch_code(const smtp_session *s, size_t i, char *reply, size_t reply_cap);
+
+/**
+ * Which step the server refused for message `i` of the last batch.
+ *
+ * # Returns
+ * An `SMTPC_STEP_*` value (`SMTPC_STEP_NONE` when accepted), a negative
+ * code when the message got no answer, `SMTPC_E_INVALID`, `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+int smtp_session_batch_failed_step(const smtp_session *s, size_t i);
+
+/**
+ * How many recipients message `i` of the last batch has answers for.
+ *
+ * # Returns
+ * The count; 0 when `s` is NULL or `i` is out of range.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+size_t smtp_session_batch_rcpt_count(const smtp_session *s, size_t i);
+
+/**
+ * The server's answer to recipient `j` of message `i` of the last batch.
+ *
+ * # Returns
+ * The RCPT reply code, `SMTPC_E_INVALID` (out of range), `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `reply` is NULL or valid for `reply_cap`.
+ */
+int smtp_session_batch_rcpt_code(const smtp_session *s, size_t i, size_t j, char *reply, size_t reply_cap);
+
+/**
+ * Drops queued messages and the last batch's results.
+ *
+ * # Returns
+ * `SMTPC_OK` or `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+int smtp_session_batch_clear(smtp_session *s);
+
+/**
+ * Chooses when the session uses TLS: `SMTPC_TLS_MANUAL` (default: the
+ * caller calls `smtp_session_starttls`), `SMTPC_TLS_OPPORTUNISTIC`,
+ * `SMTPC_TLS_REQUIRED` or `SMTPC_TLS_IMPLICIT`. Takes effect at the next
+ * `smtp_session_connect`, which then also sends EHLO (and STARTTLS, and
+ * EHLO again) for the opportunistic and required policies.
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL`, or `SMTPC_E_INVALID` for an unknown policy.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+int smtp_session_set_tls_policy(smtp_session *s, int policy);
+
+/**
+ * Allows (1) or forbids (0, the default) AUTH over an unencrypted
+ * connection to a host that is not loopback. While forbidden, `login` and
+ * `auth` fail there with `SMTPC_E_INSECURE` before sending anything.
+ *
+ * # Returns
+ * `SMTPC_OK` or `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+int smtp_session_set_allow_insecure_auth(smtp_session *s, int32_t on);
+
+/**
+ * Turns BDAT (CHUNKING, RFC 3030) on (1, the default: used when the
+ * server offers CHUNKING and PIPELINING) or off (0: always DATA).
+ *
+ * # Returns
+ * `SMTPC_OK` or `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+int smtp_session_set_chunking(smtp_session *s, int32_t on);
+
+/**
+ * Asks (1) for BODY=BINARYMIME: messages go over BDAT byte for byte, line
+ * endings untouched. Sending then fails with `SMTPC_E_NOT_SUPPORTED`
+ * unless the server offers BINARYMIME and CHUNKING. Default 0.
+ *
+ * # Returns
+ * `SMTPC_OK` or `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+int smtp_session_set_binarymime(smtp_session *s, int32_t on);
+
+/**
+ * Sets the DSN parameters (RFC 3461) of the messages sent from now on:
+ * `ret` "FULL" or "HDRS", `envid` (xtext-encoded by the library),
+ * `notify` "NEVER" or a comma list of "SUCCESS", "FAILURE", "DELAY" (for
+ * every recipient), `orcpt` 1 to add ORCPT=rfc822;<recipient>. NULL (or 0)
+ * leaves a parameter out; all NULL and 0 turns DSN off. While DSN is on,
+ * sending to a server without DSN fails with `SMTPC_E_NOT_SUPPORTED`.
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL`, `SMTPC_E_INVALID` (bad value, CR/LF).
+ *
+ * # Safety
+ * `s` is NULL or a live handle; the strings are NULL or NUL-terminated.
+ */
+int smtp_session_set_dsn(smtp_session *s, const char *ret, const char *envid, const char *notify, int32_t orcpt);
+
+/**
+ * Switches the session to LMTP (RFC 2033) and sends LHLO with `name`
+ * (NULL: the local host name). From then on, `sendmail` reads one reply
+ * per accepted recipient after the body: see `smtp_session_rcpt_data_code`.
+ *
+ * # Returns
+ * The LHLO reply code, or a negative `SMTPC_E_*` code.
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `name` is NULL or a NUL-terminated string;
+ * `reply` is NULL or valid for `reply_cap` bytes.
+ */
+int smtp_session_lhlo(smtp_session *s, const char *name, char *reply, size_t reply_cap);
+
+/**
+ * LMTP: the delivery reply for the `i`-th recipient of the last
+ * `sendmail` (one per accepted recipient, RFC 2033 §4.2).
+ *
+ * # Returns
+ * The reply code; `SMTPC_E_INVALID` when `i` is out of range, the
+ * recipient was refused, or the session is not LMTP; `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `reply` is NULL or valid for `reply_cap`.
+ */
+int smtp_session_rcpt_data_code(const smtp_session *s, size_t i, char *reply, size_t reply_cap);
+
+/**
+ * Authenticates with one named mechanism: "PLAIN", "LOGIN", "CRAM-MD5"
+ * or "XOAUTH2" (then `secret` is the OAuth 2.0 access token). EHLO
+ * first if needed. The secret never appears in the transcript.
+ *
+ * # Returns
+ * 235 on success, the server's refusal (e.g. 535), or
+ * `SMTPC_E_NOT_SUPPORTED` (mechanism not offered), `SMTPC_E_INVALID`
+ * (unknown mechanism, CR/LF), `SMTPC_E_INSECURE` (clear text to a
+ * non-loopback host, see `smtp_session_set_allow_insecure_auth`).
+ *
+ * # Safety
+ * The strings are NULL or NUL-terminated; `reply` as for every command.
+ */
+int smtp_session_auth(smtp_session *s, const char *mechanism, const char *user, const char *secret, char *reply, size_t reply_cap);
+
+/**
+ * Like `smtp_session_sendmail`, with the message pulled from
+ * `read(user, buf, cap)` in chunks of at most 256 KiB: memory stays
+ * constant whatever the message size. `size_hint` (>= 0) is announced as
+ * SIZE= and checked against the server's limit; pass -1 when unknown.
+ * Line endings are normalized and dots stuffed as for `sendmail`. If the
+ * server lacks 8BITMIME and the stream turns out to hold 8-bit bytes, or
+ * `read` fails, the connection is closed mid-message so nothing partial
+ * is delivered.
+ *
+ * # Returns
+ * As `smtp_session_sendmail`, plus `SMTPC_E_CALLBACK`.
+ *
+ * # Safety
+ * As `smtp_session_sendmail`; `read` must be non-NULL and safe to call
+ * with `user` during this call.
+ */
+int smtp_session_sendmail_cb(smtp_session *s, const char *from, const char *const *to, size_t n_to, smtpc_read_fn read, void *user, int64_t size_hint, char *reply, size_t reply_cap);
+
+/**
+ * Copies the enhanced status code (RFC 2034/3463, e.g. "5.1.1") of the
+ * last reply into `buf`; "" when the reply has none.
+ *
+ * # Returns
+ * Its length (0 when none), or `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `buf` is NULL or valid for `cap` bytes.
+ */
+int smtp_session_last_enhanced(const smtp_session *s, char *buf, size_t cap);
+
+/**
+ * Copies the enhanced status code of the `i`-th recipient's RCPT reply
+ * of the last `sendmail` into `buf`; "" when it has none.
+ *
+ * # Returns
+ * Its length (0 when none), `SMTPC_E_INVALID` (out of range), or
+ * `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * As `smtp_session_last_enhanced`.
+ */
+int smtp_session_rcpt_enhanced(const smtp_session *s, size_t i, char *buf, size_t cap);
+
+/**
+ * How many times the session has waited on the network for a reply since
+ * it was created: 4 per message in lock-step, 2 pipelined, about 1 in a
+ * pipelined batch. For benchmarks and for checking that pipelining works.
+ *
+ * # Returns
+ * The count; 0 when `s` is NULL.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+uint64_t smtp_session_waits(const smtp_session *s);
 
 /**
  * A static, NUL-terminated English description of `code`: an `SMTPC_E_*`

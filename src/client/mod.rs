@@ -10,9 +10,11 @@ mod hostname;
 pub mod reply;
 pub mod session;
 pub mod trace;
+pub mod transaction;
 pub mod transport;
 
 pub use error::{Error, ErrorKind, Result};
 pub use extensions::Extensions;
 pub use reply::{EnhancedCode, Reply};
-pub use session::{Session, Step, DEFAULT_TIMEOUT};
+pub use session::{Session, Step, TlsPolicy, DEFAULT_TIMEOUT};
+pub use transaction::{Body, Dsn, Message, MessageSource, Outcome};

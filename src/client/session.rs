@@ -4,24 +4,25 @@
 //! they expect, and flushed when the next reply is needed. Lock-step is a
 //! queue one deep; PIPELINING lets MAIL, every RCPT and DATA share a write.
 
+use std::collections::VecDeque;
+use std::io::Read;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::auth::{self, Mechanism};
 use super::command::{self, check_arg, check_hostname, quote_addr};
-use super::data::{self, DataEncoder};
 use super::error::{Error, ErrorKind, Result};
 use super::extensions::Extensions;
 use super::hostname;
 use super::reply::{Reply, ReplyParser};
 use super::trace::{TraceSink, Tracer};
+use super::transaction::{
+    Body, Dsn, Expect, Message, MessageSource, Outcome, OwnedMessage, SliceSource,
+};
 use super::transport::{self, TlsSettings, Transport};
 
 /// The default for connect, greeting, and each read and write.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How much of a caller's message is encoded per write: large bodies go out
-/// in bounded pieces, small ones (with their end marker) in one write.
-const BODY_CHUNK: usize = 256 * 1024;
 
 /// smtplib's limit on AUTH challenge rounds.
 const MAX_AUTH_ROUNDS: usize = 5;
@@ -38,23 +39,48 @@ pub enum Step {
     Helo,
 }
 
+/// When the session uses TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsPolicy {
+    /// The caller decides (calls `starttls`), as smtplib.
+    #[default]
+    Manual,
+    /// `connect` runs EHLO and STARTTLS when offered; clear text otherwise.
+    Opportunistic,
+    /// `connect` runs EHLO and STARTTLS, and fails (sending nothing more)
+    /// when STARTTLS is not offered or does not succeed.
+    Required,
+    /// `connect` speaks TLS from the first byte (port 465).
+    Implicit,
+}
+
 #[derive(Debug)]
 pub struct Session {
     transport: Option<Transport>,
     host: String,
     timeout: Duration,
     tls: TlsSettings,
+    tls_policy: TlsPolicy,
+    allow_insecure_auth: bool,
     local_hostname: Option<String>,
-    pipelining: bool,
-    tracer: Tracer,
+    pub(crate) pipelining: bool,
+    pub(crate) chunking: bool,
+    pub(crate) binarymime: bool,
+    pub(crate) lmtp: bool,
+    pub(crate) dsn: Option<Dsn>,
+    pub(crate) tracer: Tracer,
     /// The server's EHLO extensions, once EHLO succeeded.
     extensions: Option<Extensions>,
     helo_done: bool,
     last_reply: Option<Reply>,
     last_error: Option<Error>,
-    rcpt_replies: Vec<Reply>,
+    last_outcome: Outcome,
     failed_step: Step,
-    wbuf: Vec<u8>,
+    batch_queue: Vec<OwnedMessage>,
+    batch: Vec<Outcome>,
+    pub(crate) wbuf: Vec<u8>,
+    /// The replies that queued commands will get, oldest first.
+    pub(crate) expects: VecDeque<Expect>,
     waits: u64,
 }
 
@@ -71,16 +97,25 @@ impl Session {
             host: String::new(),
             timeout: DEFAULT_TIMEOUT,
             tls: TlsSettings::default(),
+            tls_policy: TlsPolicy::default(),
+            allow_insecure_auth: false,
             local_hostname: None,
             pipelining: true,
+            chunking: true,
+            binarymime: false,
+            lmtp: false,
+            dsn: None,
             tracer: Tracer::default(),
             extensions: None,
             helo_done: false,
             last_reply: None,
             last_error: None,
-            rcpt_replies: Vec::new(),
+            last_outcome: Outcome::default(),
             failed_step: Step::None,
+            batch_queue: Vec::new(),
+            batch: Vec::new(),
             wbuf: Vec::new(),
+            expects: VecDeque::new(),
             waits: 0,
         }
     }
@@ -127,6 +162,47 @@ impl Session {
         self.pipelining = on;
     }
 
+    /// Whether bodies go as BDAT chunks when the server offers CHUNKING
+    /// (and PIPELINING). On by default.
+    pub fn set_chunking(&mut self, on: bool) {
+        self.chunking = on;
+    }
+
+    /// Send bodies as BODY=BINARYMIME over BDAT, untouched (no line-ending
+    /// normalization). Messages fail with `NotSupported` when the server
+    /// does not offer BINARYMIME and CHUNKING.
+    pub fn set_binarymime(&mut self, on: bool) {
+        self.binarymime = on;
+    }
+
+    /// Speak LMTP (RFC 2033): LHLO instead of EHLO, and one reply after
+    /// the body for each accepted recipient.
+    pub fn set_lmtp(&mut self, on: bool) {
+        self.lmtp = on;
+    }
+
+    /// DSN parameters for the messages sent from now on; `None` for none.
+    pub fn set_dsn(&mut self, dsn: Option<Dsn>) -> Result<()> {
+        if let Some(d) = &dsn {
+            d.validate()?;
+        }
+        self.dsn = dsn;
+        Ok(())
+    }
+
+    pub fn set_tls_policy(&mut self, policy: TlsPolicy) {
+        self.tls_policy = policy;
+    }
+
+    pub fn tls_policy(&self) -> TlsPolicy {
+        self.tls_policy
+    }
+
+    /// Allow AUTH over an unencrypted connection to a non-loopback host.
+    pub fn set_allow_insecure_auth(&mut self, on: bool) {
+        self.allow_insecure_auth = on;
+    }
+
     // ---- state ----------------------------------------------------------
 
     pub fn is_connected(&self) -> bool {
@@ -163,7 +239,28 @@ impl Session {
 
     /// The server's answer to each recipient of the last transaction.
     pub fn rcpt_replies(&self) -> &[Reply] {
-        &self.rcpt_replies
+        &self.last_outcome.rcpts
+    }
+
+    /// LMTP: each recipient's delivery reply in the last transaction
+    /// (`None` for refused recipients); empty when not LMTP.
+    pub fn lmtp_replies(&self) -> &[Option<Reply>] {
+        &self.last_outcome.lmtp
+    }
+
+    /// Every reply of the last `sendmail`, by step.
+    pub fn last_outcome(&self) -> &Outcome {
+        &self.last_outcome
+    }
+
+    /// One `Outcome` per message of the last batch sent.
+    pub fn batch_results(&self) -> &[Outcome] {
+        &self.batch
+    }
+
+    /// How many messages are queued for the next `batch_send`.
+    pub fn batch_queued(&self) -> usize {
+        self.batch_queue.len()
     }
 
     pub fn failed_step(&self) -> Step {
@@ -180,7 +277,14 @@ impl Session {
     /// Connects and reads the greeting. A greeting other than 220 is
     /// returned and the connection closed, as smtplib does.
     pub fn connect(&mut self, host: &str, port: u16) -> Result<Reply> {
-        self.run(|s| s.open(host, port, false))
+        self.run(|s| {
+            let implicit = s.tls_policy == TlsPolicy::Implicit;
+            let greeting = s.open(host, port, implicit)?;
+            if greeting.code == 220 {
+                s.apply_tls_policy()?;
+            }
+            Ok(greeting)
+        })
     }
 
     /// Connects with implicit TLS (smtplib's `SMTP_SSL`, port 465).
@@ -207,7 +311,105 @@ impl Session {
     /// Sends one message; every recipient's answer is in `rcpt_replies`
     /// afterwards and `failed_step` tells which step a refusal came from.
     pub fn sendmail(&mut self, from: &str, to: &[&str], msg: &[u8]) -> Result<Reply> {
-        self.run(|s| s.do_sendmail(from, to, msg))
+        self.run(|s| {
+            s.send_one(Message {
+                from,
+                to: to.to_vec(),
+                body: Body::Bytes(msg),
+            })
+        })
+    }
+
+    /// Like `sendmail`, pulling the body from `reader` in bounded chunks,
+    /// so memory stays constant whatever the size. `size_hint` is announced
+    /// as SIZE= when given.
+    pub fn sendmail_stream(
+        &mut self,
+        from: &str,
+        to: &[&str],
+        reader: &mut dyn Read,
+        size_hint: Option<u64>,
+    ) -> Result<Reply> {
+        self.run(|s| {
+            s.send_one(Message {
+                from,
+                to: to.to_vec(),
+                body: Body::Stream { reader, size_hint },
+            })
+        })
+    }
+
+    /// Queues a message (copied) for `batch_send`. Addresses are checked now.
+    pub fn batch_add(&mut self, from: &str, to: &[&str], body: &[u8]) -> Result<()> {
+        self.run(|s| {
+            check_envelope(from, to)?;
+            s.batch_queue.push(OwnedMessage {
+                from: from.to_string(),
+                to: to.iter().map(|t| t.to_string()).collect(),
+                body: body.to_vec(),
+            });
+            Ok(())
+        })
+    }
+
+    /// Sends every queued message, pipelined across messages when the
+    /// server allows; `batch_results` has one outcome per message. Returns
+    /// `Some(refusal)` when neither EHLO nor HELO was accepted.
+    pub fn batch_send(&mut self) -> Result<Option<Reply>> {
+        let queue = std::mem::take(&mut self.batch_queue);
+        let mut source = SliceSource::new(&queue);
+        self.batch_send_from(&mut source)
+    }
+
+    /// Like `batch_send`, with messages pulled from `source`.
+    pub fn batch_send_from<'m>(
+        &mut self,
+        source: &mut dyn MessageSource<'m>,
+    ) -> Result<Option<Reply>> {
+        self.run(|s| {
+            s.batch.clear();
+            s.transport()?;
+            if let Some(refused) = s.ehlo_or_helo_if_needed()? {
+                return Ok(Some(refused));
+            }
+            let mut out = Vec::new();
+            let result = s.run_transactions(source, &mut out);
+            s.batch = out;
+            result.map(|_| None)
+        })
+    }
+
+    /// Forgets queued messages and the last batch's results.
+    pub fn batch_clear(&mut self) {
+        self.batch_queue.clear();
+        self.batch.clear();
+    }
+
+    /// AUTH with one named mechanism (PLAIN, LOGIN, CRAM-MD5, XOAUTH2);
+    /// for XOAUTH2, `secret` is the OAuth 2.0 access token.
+    pub fn auth(&mut self, mechanism: &str, user: &str, secret: &str) -> Result<Reply> {
+        self.run(|s| {
+            let mech = Mechanism::from_name(mechanism)
+                .ok_or_else(|| Error::invalid(format!("unknown AUTH mechanism {mechanism:?}")))?;
+            check_arg("user name", user)?;
+            check_arg("secret", secret)?;
+            if let Some(refused) = s.ehlo_or_helo_if_needed()? {
+                return Ok(refused);
+            }
+            s.check_auth_allowed()?;
+            let offered = s
+                .extensions
+                .as_ref()
+                .map(Extensions::auth_mechanisms)
+                .unwrap_or_default();
+            if !offered.iter().any(|o| o == mech.name()) {
+                return Err(Error::new(
+                    ErrorKind::NotSupported,
+                    format!("server does not offer AUTH {}", mech.name()),
+                ));
+            }
+            s.authenticate(mech, user, secret)
+        })
     }
 
     pub fn vrfy(&mut self, address: &str) -> Result<Reply> {
@@ -258,6 +460,7 @@ impl Session {
         self.extensions = None;
         self.helo_done = false;
         self.wbuf.clear();
+        self.expects.clear();
     }
 
     // ---- internals ------------------------------------------------------
@@ -272,7 +475,7 @@ impl Session {
         result
     }
 
-    fn transport(&mut self) -> Result<&mut Transport> {
+    pub(crate) fn transport(&mut self) -> Result<&mut Transport> {
         self.transport
             .as_mut()
             .ok_or_else(|| Error::state("not connected"))
@@ -314,7 +517,8 @@ impl Session {
 
     fn do_ehlo(&mut self, name: Option<&str>) -> Result<Reply> {
         let name = self.ehlo_name(name)?;
-        let r = self.command(command::line("ehlo", &name))?;
+        let verb = if self.lmtp { "lhlo" } else { "ehlo" };
+        let r = self.command(command::line(verb, &name))?;
         self.extensions = (r.code == 250).then(|| Extensions::parse(&r));
         Ok(r)
     }
@@ -333,8 +537,8 @@ impl Session {
             return Ok(None);
         }
         let r = self.do_ehlo(None)?;
-        if r.code == 250 {
-            return Ok(None);
+        if r.code == 250 || self.lmtp {
+            return Ok((r.code != 250).then_some(r));
         }
         let r = self.do_helo(None)?;
         Ok((r.code != 250).then_some(r))
@@ -387,6 +591,7 @@ impl Session {
         if let Some(refused) = self.ehlo_or_helo_if_needed()? {
             return Ok(refused);
         }
+        self.check_auth_allowed()?;
         if !self.has_extn("AUTH") {
             return Err(Error::new(
                 ErrorKind::NotSupported,
@@ -467,168 +672,107 @@ impl Session {
         Ok(r)
     }
 
-    fn do_sendmail(&mut self, from: &str, to: &[&str], msg: &[u8]) -> Result<Reply> {
-        self.rcpt_replies.clear();
-        self.failed_step = Step::None;
-        let from = quote_addr("sender", from)?;
-        if to.is_empty() {
-            return Err(Error::invalid("no recipients"));
+    /// Connect-time TLS for the Opportunistic and Required policies: EHLO,
+    /// STARTTLS, EHLO. Under Required nothing past EHLO is sent in clear.
+    fn apply_tls_policy(&mut self) -> Result<()> {
+        let required = match self.tls_policy {
+            TlsPolicy::Opportunistic => false,
+            TlsPolicy::Required => true,
+            TlsPolicy::Manual | TlsPolicy::Implicit => return Ok(()),
+        };
+        let refuse = |s: &mut Self, why: String| {
+            s.close();
+            Err(Error::new(ErrorKind::Insecure, why))
+        };
+        let ehlo = self.do_ehlo(None)?;
+        if ehlo.code != 250 {
+            return if required {
+                refuse(
+                    self,
+                    format!("TLS required but EHLO was refused ({})", ehlo.code),
+                )
+            } else {
+                Ok(())
+            };
         }
-        let rcpts = to
-            .iter()
-            .map(|a| quote_addr("recipient", a))
-            .collect::<Result<Vec<_>>>()?;
+        if !self.has_extn("STARTTLS") {
+            return if required {
+                refuse(
+                    self,
+                    "TLS required but the server does not offer STARTTLS".into(),
+                )
+            } else {
+                Ok(())
+            };
+        }
+        let r = self.do_starttls()?;
+        if r.code != 220 {
+            return if required {
+                refuse(
+                    self,
+                    format!(
+                        "TLS required but STARTTLS was refused ({} {})",
+                        r.code, r.text
+                    ),
+                )
+            } else {
+                Ok(())
+            };
+        }
+        self.do_ehlo(None)?;
+        Ok(())
+    }
+
+    /// Credentials go only over TLS or to a loopback peer, unless the
+    /// caller explicitly allowed otherwise (as Go's PlainAuth).
+    fn check_auth_allowed(&self) -> Result<()> {
+        let peer = self
+            .transport
+            .as_ref()
+            .and_then(Transport::peer_addr)
+            .map(|a| a.ip());
+        if auth_allowed(self.is_tls(), peer, self.allow_insecure_auth) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Insecure,
+                "refusing to send credentials over an unencrypted connection to a \
+                 non-loopback host: call starttls first, or allow insecure AUTH explicitly",
+            ))
+        }
+    }
+
+    fn send_one(&mut self, msg: Message<'_>) -> Result<Reply> {
+        self.last_outcome = Outcome::default();
+        self.failed_step = Step::None;
+        // Nothing is sent, not even EHLO, for a malformed envelope.
+        check_envelope(msg.from, &msg.to)?;
         self.transport()?;
         if let Some(refused) = self.ehlo_or_helo_if_needed()? {
             self.failed_step = Step::Helo;
             return Ok(refused);
         }
-        let mail_params = self.mail_params(msg)?;
-        let mail = command::line("mail", &format!("FROM:{from}{mail_params}"));
-        let pipelined = self.pipelining && self.has_extn("PIPELINING");
-
-        // MAIL
-        self.queue(&mail);
-        if pipelined {
-            for r in &rcpts {
-                self.queue(&command::line("rcpt", &format!("TO:{r}")));
-            }
-            self.queue(b"data\r\n");
-        }
-        let mail_reply = self.read_reply()?;
-        let mail_ok = mail_reply.code == 250;
-        if !pipelined && !mail_ok {
-            return self.abort(Step::Mail, mail_reply);
-        }
-
-        // RCPT
-        for r in &rcpts {
-            if !pipelined {
-                self.queue(&command::line("rcpt", &format!("TO:{r}")));
-            }
-            let reply = self.read_reply()?;
-            self.rcpt_replies.push(reply);
-        }
-        let accepted = self
-            .rcpt_replies
-            .iter()
-            .any(|r| matches!(r.code, 250 | 251));
-        if !pipelined && !accepted {
-            let last = self.rcpt_replies.last().cloned().unwrap_or_default();
-            return self.abort(Step::Rcpt, last);
-        }
-
-        // DATA
-        if !pipelined {
-            self.queue(b"data\r\n");
-        }
-        let data_reply = self.read_reply()?;
-        self.tracer.data(data_reply.code, &data_reply.text);
-        if data_reply.code == 354 && !(mail_ok && accepted) {
-            // A server that accepts DATA for a refused envelope gets an empty
-            // body, so nothing is delivered.
-            let r = self.command(data::END_OF_DATA.to_vec())?;
-            self.tracer.data(r.code, &r.text);
-        }
-        if !mail_ok {
-            return self.abort(Step::Mail, mail_reply);
-        }
-        if !accepted {
-            let last = self.rcpt_replies.last().cloned().unwrap_or_default();
-            return self.abort(Step::Rcpt, last);
-        }
-        if data_reply.code != 354 {
-            return self.abort(Step::Data, data_reply);
-        }
-
-        self.send_body(msg)?;
-        let r = self.read_reply()?;
-        self.tracer.data(r.code, &r.text);
-        if !r.is_positive() {
-            return self.abort(Step::Message, r);
-        }
-        Ok(r)
-    }
-
-    /// MAIL parameters for this message: SIZE when the server states a
-    /// limit, BODY=8BITMIME for 8-bit content. Refuses locally what the
-    /// server has said it will refuse.
-    fn mail_params(&self, msg: &[u8]) -> Result<String> {
-        let mut params = String::new();
-        let ext = self.extensions.as_ref();
-        if let Some(ext) = ext.filter(|e| e.has("SIZE")) {
-            if let Some(limit) = ext.size_limit() {
-                if msg.len() as u64 > limit {
-                    return Err(Error::new(
-                        ErrorKind::TooLarge,
-                        format!(
-                            "message is {} bytes; the server accepts at most {limit}",
-                            msg.len()
-                        ),
-                    ));
-                }
-            }
-            params.push_str(&format!(" SIZE={}", msg.len()));
-        }
-        if data::has_8bit(msg) {
-            if ext.is_some_and(|e| e.has("8BITMIME")) {
-                params.push_str(" BODY=8BITMIME");
-            } else {
-                return Err(Error::new(
-                    ErrorKind::NotSupported,
-                    "message has 8-bit bytes but the server does not offer 8BITMIME",
-                ));
-            }
-        }
-        Ok(params)
-    }
-
-    /// Ends a refused transaction as smtplib does: 421 closes the
-    /// connection, anything else is followed by RSET.
-    fn abort(&mut self, step: Step, reply: Reply) -> Result<Reply> {
+        let mut one = Some(msg);
+        let mut source = || Ok(one.take());
+        let mut out = Vec::with_capacity(1);
+        let run = self.run_transactions(&mut source, &mut out);
+        self.last_outcome = out.pop().unwrap_or_default();
+        let (step, reply) = match self.last_outcome.result() {
+            Ok(answer) => answer,
+            Err(e) => return Err(run.err().unwrap_or(e)),
+        };
         self.failed_step = step;
-        if reply.code == 421 {
-            self.close();
-        } else if self.transport.is_some() {
-            let answer = self.last_reply.clone();
+        if step == Step::Message && self.is_connected() {
+            // smtplib resets after a refused message; the caller wants the
+            // refusal, not the RSET's reply.
             self.simple("rset", "")?;
-            // The caller asked for the transaction, not the RSET.
-            self.last_reply = answer;
         }
         self.last_reply = Some(reply.clone());
         Ok(reply)
     }
 
-    /// Writes the encoded body and its end marker; small bodies (and the last
-    /// piece of a large one) leave in the same write as the marker.
-    fn send_body(&mut self, msg: &[u8]) -> Result<()> {
-        let mut enc = DataEncoder::for_data();
-        let mut out = std::mem::take(&mut self.wbuf);
-        out.clear();
-        let mut pieces = msg.chunks(BODY_CHUNK).peekable();
-        let mut result = Ok(());
-        if pieces.peek().is_none() {
-            enc.finish(&mut out);
-            result = self.write_traced(&out);
-        }
-        while let Some(piece) = pieces.next() {
-            out.clear();
-            enc.encode(piece, &mut out);
-            if pieces.peek().is_none() {
-                enc.finish(&mut out);
-            }
-            result = self.write_traced(&out);
-            if result.is_err() {
-                break;
-            }
-        }
-        out.clear();
-        self.wbuf = out;
-        result
-    }
-
-    fn write_traced(&mut self, bytes: &[u8]) -> Result<()> {
-        self.tracer.send(bytes);
+    /// Writes bytes now (large bodies), tracing nothing: the caller did.
+    pub(crate) fn write_out(&mut self, bytes: &[u8]) -> Result<()> {
         let r = self.transport()?.write_all(bytes);
         if r.is_err() {
             self.close();
@@ -661,12 +805,12 @@ impl Session {
         self.read_reply()
     }
 
-    fn queue(&mut self, line: &[u8]) {
+    pub(crate) fn queue(&mut self, line: &[u8]) {
         self.tracer.send(line);
         self.wbuf.extend_from_slice(line);
     }
 
-    fn flush(&mut self) -> Result<()> {
+    pub(crate) fn flush(&mut self) -> Result<()> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
@@ -682,7 +826,7 @@ impl Session {
 
     /// Flushes queued commands, then reads the next reply within one timeout.
     /// A failure here leaves the stream out of step, so it closes.
-    fn read_reply(&mut self) -> Result<Reply> {
+    pub(crate) fn read_reply(&mut self) -> Result<Reply> {
         self.flush()?;
         let deadline = Instant::now() + self.timeout;
         let mut parser = ReplyParser::new();
@@ -718,8 +862,60 @@ impl Session {
     }
 }
 
+/// Address syntax and CR/LF/NUL, before anything is sent.
+fn check_envelope(from: &str, to: &[&str]) -> Result<()> {
+    quote_addr("sender", from)?;
+    if to.is_empty() {
+        return Err(Error::invalid("no recipients"));
+    }
+    for t in to {
+        quote_addr("recipient", t)?;
+    }
+    Ok(())
+}
+
+/// Whether AUTH may go out: over TLS, to a loopback peer, or when the
+/// caller allowed clear text explicitly.
+fn auth_allowed(tls: bool, peer: Option<IpAddr>, allow_insecure: bool) -> bool {
+    tls || allow_insecure || peer.is_some_and(|ip| ip.is_loopback())
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_needs_tls_or_loopback_or_explicit_permission() {
+        let remote: IpAddr = "192.0.2.7".parse().unwrap();
+        let v6_remote: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(!auth_allowed(false, Some(remote), false));
+        assert!(!auth_allowed(false, Some(v6_remote), false));
+        assert!(!auth_allowed(false, None, false));
+        assert!(auth_allowed(true, Some(remote), false));
+        assert!(auth_allowed(false, Some(remote), true));
+        assert!(auth_allowed(
+            false,
+            Some("127.0.0.1".parse().unwrap()),
+            false
+        ));
+        assert!(auth_allowed(false, Some("::1".parse().unwrap()), false));
+    }
+
+    #[test]
+    fn malformed_envelopes_are_refused_before_connecting() {
+        let mut s = Session::new();
+        let e = s.sendmail("a@b\r\nRSET", &["c@d"], b"x").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Invalid);
+        let e = s.sendmail("a@b", &[], b"x").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Invalid);
+        let e = s.sendmail("a@b", &["c@d"], b"x").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::State);
+        assert_eq!(s.last_error().unwrap().kind, ErrorKind::State);
     }
 }

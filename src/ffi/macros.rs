@@ -97,6 +97,30 @@ pub(crate) unsafe fn query<R>(
     }
 }
 
+/// A query that reports one stored reply: its text to `reply`, its code
+/// returned; `pick` gives the reply or the code to return instead.
+///
+/// # Safety
+/// `s` is NULL or a live handle; `reply` is NULL or valid for `cap` bytes.
+pub(crate) unsafe fn reply_query(
+    s: *const smtp_session,
+    reply: *mut c_char,
+    cap: usize,
+    pick: impl FnOnce(&Session) -> Result<Reply, c_int>,
+) -> c_int {
+    write_text(reply, cap, "");
+    if reply.is_null() && cap > 0 {
+        return SMTPC_E_NULL;
+    }
+    query(s, SMTPC_E_NULL, |session| match pick(session) {
+        Ok(r) => {
+            write_text(reply, cap, &r.text);
+            c_int::from(r.code)
+        }
+        Err(code) => code,
+    })
+}
+
 /// A required string argument: NUL-terminated UTF-8.
 ///
 /// # Safety

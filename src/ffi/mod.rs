@@ -1,7 +1,9 @@
 //! The C API: `extern "C"` functions only, no protocol logic. Each export
 //! goes through the boundary in `macros`, then calls the client core.
 
+pub mod batch;
 mod buf;
+pub mod esmtp;
 mod macros;
 pub mod result;
 pub mod session;

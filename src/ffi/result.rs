@@ -63,6 +63,16 @@ pub const SMTPC_STEP_MESSAGE: c_int = 4;
 /// Neither EHLO nor HELO was accepted.
 pub const SMTPC_STEP_HELO: c_int = 5;
 
+/// `smtp_session_set_tls_policy`: the caller calls STARTTLS (default).
+pub const SMTPC_TLS_MANUAL: c_int = 0;
+/// `connect` runs EHLO and STARTTLS when offered, else stays in clear.
+pub const SMTPC_TLS_OPPORTUNISTIC: c_int = 1;
+/// `connect` runs EHLO and STARTTLS and fails with `SMTPC_E_INSECURE`,
+/// sending nothing more, when STARTTLS is missing or fails.
+pub const SMTPC_TLS_REQUIRED: c_int = 2;
+/// `connect` uses implicit TLS, as `smtp_session_connect_tls`.
+pub const SMTPC_TLS_IMPLICIT: c_int = 3;
+
 pub(crate) fn code_of(kind: ErrorKind) -> c_int {
     match kind {
         ErrorKind::Invalid => SMTPC_E_INVALID,

@@ -13,7 +13,7 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use std::time::Duration;
 
 use super::buf::write_text;
-use super::macros::{arg, command, opt_arg, query, smtp_session, with_handle};
+use super::macros::{arg, command, opt_arg, query, reply_query, smtp_session, with_handle};
 use super::result::*;
 use crate::client::{Error, Session, Step};
 
@@ -429,23 +429,8 @@ pub unsafe extern "C" fn smtp_session_sendmail(
 ) -> c_int {
     command(s, reply, reply_cap, |session| {
         let from = arg(from, "sender")?;
-        if to.is_null() && n_to > 0 {
-            return Err(Failure::Null("recipient list"));
-        }
-        let to_ptrs: &[*const c_char] = if n_to == 0 {
-            &[]
-        } else {
-            std::slice::from_raw_parts(to, n_to)
-        };
-        let to = to_ptrs
-            .iter()
-            .map(|&p| arg(p, "recipient"))
-            .collect::<Result<Vec<&str>, Failure>>()?;
-        let msg: &[u8] = match (msg.is_null(), msg_len) {
-            (_, 0) => &[],
-            (true, _) => return Err(Failure::Null("message")),
-            (false, n) => std::slice::from_raw_parts(msg.cast(), n),
-        };
+        let to = recipients(to, n_to)?;
+        let msg = message(msg, msg_len)?;
         Ok(session.sendmail(from, &to, msg)?)
     })
 }
@@ -478,18 +463,12 @@ pub unsafe extern "C" fn smtp_session_rcpt_code(
     reply: *mut c_char,
     reply_cap: usize,
 ) -> c_int {
-    write_text(reply, reply_cap, "");
-    if reply.is_null() && reply_cap > 0 {
-        return SMTPC_E_NULL;
-    }
-    query(s, SMTPC_E_NULL, |session| {
-        match session.rcpt_replies().get(i) {
-            Some(r) => {
-                write_text(reply, reply_cap, &r.text);
-                c_int::from(r.code)
-            }
-            None => SMTPC_E_INVALID,
-        }
+    reply_query(s, reply, reply_cap, |session| {
+        session
+            .rcpt_replies()
+            .get(i)
+            .cloned()
+            .ok_or(SMTPC_E_INVALID)
     })
 }
 
@@ -504,14 +483,50 @@ pub unsafe extern "C" fn smtp_session_rcpt_code(
 /// `s` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn smtp_session_failed_step(s: *const smtp_session) -> c_int {
-    query(s, SMTPC_E_NULL, |session| match session.failed_step() {
+    query(s, SMTPC_E_NULL, |session| step_code(session.failed_step()))
+}
+
+pub(crate) fn step_code(step: Step) -> c_int {
+    match step {
         Step::None => SMTPC_STEP_NONE,
         Step::Mail => SMTPC_STEP_MAIL,
         Step::Rcpt => SMTPC_STEP_RCPT,
         Step::Data => SMTPC_STEP_DATA,
         Step::Message => SMTPC_STEP_MESSAGE,
         Step::Helo => SMTPC_STEP_HELO,
-    })
+    }
+}
+
+/// The `n_to` recipient strings at `to`.
+///
+/// # Safety
+/// `to` is NULL or points to `n_to` pointers, each NULL or a string.
+pub(crate) unsafe fn recipients<'a>(
+    to: *const *const c_char,
+    n_to: usize,
+) -> Result<Vec<&'a str>, Failure> {
+    if n_to == 0 {
+        return Ok(Vec::new());
+    }
+    if to.is_null() {
+        return Err(Failure::Null("recipient list"));
+    }
+    std::slice::from_raw_parts(to, n_to)
+        .iter()
+        .map(|&p| arg(p, "recipient"))
+        .collect()
+}
+
+/// The message bytes; NULL is allowed only for an empty message.
+///
+/// # Safety
+/// `msg` is NULL or valid for `len` bytes.
+pub(crate) unsafe fn message<'a>(msg: *const c_char, len: usize) -> Result<&'a [u8], Failure> {
+    match (msg.is_null(), len) {
+        (_, 0) => Ok(&[]),
+        (true, _) => Err(Failure::Null("message")),
+        (false, n) => Ok(std::slice::from_raw_parts(msg.cast(), n)),
+    }
 }
 
 /// Sends VRFY `address` (as given). Postfix answers 252 for a known user
