@@ -886,6 +886,28 @@ int smtp_session_quit(smtp_session *s, char *reply, size_t reply_cap);
 int smtp_session_close(smtp_session *s);
 
 /**
+ * Whether the session has an open connection.
+ *
+ * # Returns
+ * 1 or 0; 0 when `s` is NULL.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+int smtp_session_is_connected(const smtp_session *s);
+
+/**
+ * Whether the connection is encrypted (STARTTLS done, or implicit TLS).
+ *
+ * # Returns
+ * 1 or 0; 0 when `s` is NULL or not connected.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+int smtp_session_is_tls(const smtp_session *s);
+
+/**
  * Sends any command: `cmd`, then a space and `args` unless `args` is NULL
  * or empty. Both are refused if they contain CR, LF or NUL; `cmd` must be
  * one word.
@@ -911,7 +933,10 @@ int smtp_session_last_code(const smtp_session *s);
 
 /**
  * Copies the whole text of the last reply into `buf` (written as reply
- * buffers are).
+ * buffers are). After a command that returned a reply code, this is that
+ * command's reply — the one its `reply` buffer received, uncut — even when
+ * the command read others on the way (EHLO inside `login`, RSET after a
+ * refused `sendmail`).
  *
  * # Returns
  * The text's full length, snprintf-style: if it is >= `cap`, the text was

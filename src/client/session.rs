@@ -465,12 +465,18 @@ impl Session {
 
     // ---- internals ------------------------------------------------------
 
-    /// Runs a verb: resets the per-call error, records a failure.
-    fn run<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+    /// Runs a verb: resets the per-call error, records a failure, and makes
+    /// the reply the verb returns the last reply (whatever else it read).
+    fn run<T: Answer>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.last_error = None;
         let result = f(self);
-        if let Err(e) = &result {
-            self.last_error = Some(e.clone());
+        match &result {
+            Ok(answer) => {
+                if let Some(r) = answer.reply() {
+                    self.last_reply = Some(r.clone());
+                }
+            }
+            Err(e) => self.last_error = Some(e.clone()),
         }
         result
     }
@@ -767,7 +773,6 @@ impl Session {
             // refusal, not the RSET's reply.
             self.simple("rset", "")?;
         }
-        self.last_reply = Some(reply.clone());
         Ok(reply)
     }
 
@@ -859,6 +864,29 @@ impl Session {
                 Err(e)
             }
         }
+    }
+}
+
+/// What a verb returns, as far as `last_reply` is concerned.
+trait Answer {
+    fn reply(&self) -> Option<&Reply>;
+}
+
+impl Answer for Reply {
+    fn reply(&self) -> Option<&Reply> {
+        Some(self)
+    }
+}
+
+impl Answer for Option<Reply> {
+    fn reply(&self) -> Option<&Reply> {
+        self.as_ref()
+    }
+}
+
+impl Answer for () {
+    fn reply(&self) -> Option<&Reply> {
+        None
     }
 }
 

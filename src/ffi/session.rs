@@ -651,6 +651,30 @@ pub unsafe extern "C" fn smtp_session_close(s: *mut smtp_session) -> c_int {
     })
 }
 
+/// Whether the session has an open connection.
+///
+/// # Returns
+/// 1 or 0; 0 when `s` is NULL.
+///
+/// # Safety
+/// `s` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_session_is_connected(s: *const smtp_session) -> c_int {
+    query(s, 0, |session| c_int::from(session.is_connected()))
+}
+
+/// Whether the connection is encrypted (STARTTLS done, or implicit TLS).
+///
+/// # Returns
+/// 1 or 0; 0 when `s` is NULL or not connected.
+///
+/// # Safety
+/// `s` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_session_is_tls(s: *const smtp_session) -> c_int {
+    query(s, 0, |session| c_int::from(session.is_tls()))
+}
+
 /// Sends any command: `cmd`, then a space and `args` unless `args` is NULL
 /// or empty. Both are refused if they contain CR, LF or NUL; `cmd` must be
 /// one word.
@@ -688,7 +712,10 @@ pub unsafe extern "C" fn smtp_session_last_code(s: *const smtp_session) -> c_int
 }
 
 /// Copies the whole text of the last reply into `buf` (written as reply
-/// buffers are).
+/// buffers are). After a command that returned a reply code, this is that
+/// command's reply — the one its `reply` buffer received, uncut — even when
+/// the command read others on the way (EHLO inside `login`, RSET after a
+/// refused `sendmail`).
 ///
 /// # Returns
 /// The text's full length, snprintf-style: if it is >= `cap`, the text was

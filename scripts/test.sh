@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine with the Rust toolchain:
+# installs what the tests need (apt packages, a Python venv, npm packages,
+# Go, Ruby), then runs every test. Exit status non-zero on any failure.
+#
+#   scripts/test.sh           everything (CI runs this)
+#   scripts/test.sh --quick   Rust tests only (no C, bindings, fuzz, bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+section() { printf '\n=== %s ===\n' "$*"; }
+
+section "install test dependencies"
+scripts/install-deps.sh
+
+section "format, lint"
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+
+section "build the library (release)"
+cargo build --release
+# The SONAME is libsmtpc.so.0: programs linked against the build tree look
+# for that name.
+ln -sf libsmtpc.so target/release/libsmtpc.so.0
+
+section "Rust tests: unit, real servers, scripted faults, header"
+cargo test --release -- --test-threads=4
+
+[ "$quick" = 1 ] && exit 0
+
+section "C tests: contract, examples (valgrind, ASan/UBSan)"
+tests/c/run.sh
+
+for step in tests/packaging.sh tests/sanitizers.sh bindings/test-all.sh; do
+    if [ -x "$step" ]; then
+        section "$step"
+        "$step"
+    fi
+done
+
+section "fuzzing smoke run"
+scripts/fuzz-smoke.sh 10
+
+section "benchmark smoke run (figures only; targets are in the README)"
+scripts/bench.sh --smoke
+
+section "all tests passed"
