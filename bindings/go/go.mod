@@ -1,0 +1,3 @@
+module libsmtpc.example/smtpc
+
+go 1.19
