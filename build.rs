@@ -31,6 +31,24 @@ fn main() {
 
     // Packagers ship libsmtpc.so.0; the ABI major is 0 while the API is v0.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libsmtpc.so.{major}");
+    link_soname_in_build_tree(&major);
+
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+}
+
+/// Programs linked against target/<profile>/libsmtpc.so ask the loader for
+/// its SONAME, libsmtpc.so.N: a symlink beside it lets them run from the
+/// build tree (examples, C tests, bindings). The link may dangle until the
+/// library itself is linked, moments later.
+fn link_soname_in_build_tree(major: &str) {
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    // OUT_DIR is target/<profile>/build/smtpc-<hash>/out.
+    let Some(profile_dir) = out.ancestors().nth(3) else {
+        return;
+    };
+    let link = profile_dir.join(format!("libsmtpc.so.{major}"));
+    if std::fs::symlink_metadata(&link).is_err() {
+        let _ = std::os::unix::fs::symlink("libsmtpc.so", &link);
+    }
 }

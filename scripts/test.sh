@@ -22,9 +22,6 @@ cargo clippy --all-targets -- -D warnings
 
 section "build the library (release)"
 cargo build --release
-# The SONAME is libsmtpc.so.0: programs linked against the build tree look
-# for that name.
-ln -sf libsmtpc.so target/release/libsmtpc.so.0
 
 section "Rust tests: unit, real servers, scripted faults, header"
 cargo test --release -- --test-threads=4
