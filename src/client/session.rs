@@ -68,6 +68,9 @@ pub struct Session {
     pub(crate) binarymime: bool,
     pub(crate) lmtp: bool,
     pub(crate) dsn: Option<Dsn>,
+    /// An envelope was accepted since the last EHLO: BDAT chunks may be
+    /// pipelined behind MAIL/RCPT (see `send_bdat`).
+    pub(crate) bdat_proven: bool,
     pub(crate) tracer: Tracer,
     /// The server's EHLO extensions, once EHLO succeeded.
     extensions: Option<Extensions>,
@@ -105,6 +108,7 @@ impl Session {
             binarymime: false,
             lmtp: false,
             dsn: None,
+            bdat_proven: false,
             tracer: Tracer::default(),
             extensions: None,
             helo_done: false,
@@ -459,6 +463,7 @@ impl Session {
         }
         self.extensions = None;
         self.helo_done = false;
+        self.bdat_proven = false;
         self.wbuf.clear();
         self.expects.clear();
     }
@@ -523,6 +528,7 @@ impl Session {
 
     fn do_ehlo(&mut self, name: Option<&str>) -> Result<Reply> {
         let name = self.ehlo_name(name)?;
+        self.bdat_proven = false;
         let verb = if self.lmtp { "lhlo" } else { "ehlo" };
         let r = self.command(command::line(verb, &name))?;
         self.extensions = (r.code == 250).then(|| Extensions::parse(&r));

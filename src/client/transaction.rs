@@ -174,6 +174,13 @@ fn accepted(r: &Reply) -> bool {
 }
 
 impl Outcome {
+    /// MAIL and every RCPT answered, MAIL and at least one RCPT accepted.
+    pub fn envelope_accepted(&self) -> bool {
+        self.mail.as_ref().is_some_and(|m| m.code == 250)
+            && self.rcpts.len() == self.n_rcpts
+            && self.rcpts.iter().any(accepted)
+    }
+
     /// Which step the server refused (`Step::None` on success) and the
     /// reply that says so; or the error that left the message unanswered.
     pub fn result(&self) -> Result<(Step, Reply)> {
@@ -303,7 +310,7 @@ impl Session {
     ) -> Result<()> {
         self.transport()?;
         let mode = self.mode();
-        let mut previous_clean = true;
+        let first = out.len();
         while let Some(msg) = match source.next_message() {
             Ok(m) => m,
             Err(e) => {
@@ -327,16 +334,16 @@ impl Session {
                 Mode::LockStep => self.send_lockstep(i, prepared, body, out)?,
                 Mode::PipelinedData => self.send_pipelined_data(i, prepared, body, out)?,
                 Mode::Bdat => {
-                    // A failed earlier message may have left a transaction
-                    // open; RSET travels in the same write, costing no wait.
-                    if !previous_clean {
+                    // An earlier message that failed (or whose answers are
+                    // still in flight) may have left a transaction open;
+                    // RSET travels in the same write, costing no wait.
+                    if i > first && !out[i - 1].envelope_accepted() {
                         self.expect(b"rset\r\n", Expect::Rset, out);
                     }
                     self.send_bdat(i, prepared, body, out)?;
                     while self.expects.len() > WINDOW_REPLIES {
                         self.dispatch(out)?;
                     }
-                    previous_clean = false;
                 }
             }
         }
@@ -528,6 +535,21 @@ impl Session {
         self.expect(&p.mail, Expect::Mail(i), out);
         for line in &p.rcpts {
             self.expect(line, Expect::Rcpt(i), out);
+        }
+        if !self.bdat_proven {
+            // A refusal of the first envelope may come from a session-level
+            // check (TLS or AUTH required) after which a server need not read
+            // the chunk: Postfix 3.7 then reads its bytes as commands, which
+            // would let a body smuggle commands. So the first chunk waits for
+            // an accepted envelope; later ones are pipelined.
+            while out[i].pending > 0 {
+                self.dispatch(out)?;
+            }
+            if !out[i].envelope_accepted() {
+                self.expect(b"rset\r\n", Expect::Rset, out);
+                return Ok(());
+            }
+            self.bdat_proven = true;
         }
         self.queue_bdat_body(i, body, &p, out)
     }

@@ -302,11 +302,15 @@ impl Drop for ServerProcess {
     }
 }
 
-/// True once 127.0.0.1:port accepts a TCP connection (before `deadline`).
+/// True once 127.0.0.1:port or [::1]:port accepts a TCP connection
+/// (before `deadline`).
 fn wait_connectable(port: u16, deadline: Instant) -> bool {
+    let v4: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let v6: std::net::SocketAddr = (std::net::Ipv6Addr::LOCALHOST, port).into();
     loop {
-        if TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
-            .is_ok()
+        if [v4, v6]
+            .iter()
+            .any(|a| TcpStream::connect_timeout(a, Duration::from_millis(500)).is_ok())
         {
             return true;
         }
@@ -485,6 +489,8 @@ pub struct AioOpts {
     /// Use this certificate/key instead of the good server certificate
     /// (e.g. `certs().expired_cert`), with `tls` or `implicit_tls`.
     pub cert: Option<(PathBuf, PathBuf)>,
+    /// Listen address; None = 127.0.0.1 (e.g. "::1" for IPv6).
+    pub host: Option<String>,
 }
 
 /// A running aiosmtpd server. Dropping it stops it.
@@ -503,7 +509,9 @@ impl Aiosmtpd {
         let port_file = dir.path().join("port");
         let mut cmd = Command::new(venv_python());
         cmd.arg(servers_dir().join("aiosmtpd_server.py"))
-            .args(["--host", "127.0.0.1", "--port", "0"])
+            .arg("--host")
+            .arg(opts.host.as_deref().unwrap_or("127.0.0.1"))
+            .args(["--port", "0"])
             .arg("--port-file")
             .arg(&port_file)
             .arg("--capture-dir")
