@@ -35,43 +35,79 @@ impl DataEncoder {
         }
     }
 
-    /// Appends the encoding of `input` to `out`.
+    /// Appends the encoding of `input` to `out`. Well-formed CRLF text is
+    /// copied in runs between the few places that need a change (a bare CR
+    /// or LF, a dot at the start of a line), found with one SIMD scan.
     pub fn encode(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if input.is_empty() {
+            return;
+        }
         out.reserve(input.len() + input.len() / 64 + 4);
-        let mut i = 0;
-        while i < input.len() {
-            if self.pending_cr {
-                // A CR is a line end whether or not an LF follows it.
-                self.pending_cr = false;
-                out.extend_from_slice(b"\r\n");
-                self.at_line_start = true;
-                if input[i] == b'\n' {
-                    i += 1;
-                    continue;
-                }
+        let mut start = 0;
+        if self.pending_cr {
+            // A CR is a line end whether or not an LF follows it.
+            self.pending_cr = false;
+            out.extend_from_slice(b"\r\n");
+            self.at_line_start = true;
+            if input[0] == b'\n' {
+                start = 1;
             }
-            if self.at_line_start && self.stuff_dots && input[i] == b'.' {
-                out.push(b'.');
+        }
+        // `copied`: input before it is already in `out`.
+        let mut copied = start;
+        let mut line_start = if self.at_line_start {
+            Some(start)
+        } else {
+            None
+        };
+        let mut skip_lf_at = usize::MAX;
+        for at in memchr::memchr2_iter(b'\r', b'\n', &input[start..]).map(|i| i + start) {
+            if let Some(ls) = line_start.take() {
+                self.stuff_at(input, ls, at, &mut copied, out);
             }
-            match memchr2(b'\r', b'\n', &input[i..]) {
-                None => {
-                    out.extend_from_slice(&input[i..]);
-                    self.at_line_start = false;
-                    i = input.len();
-                }
-                Some(off) => {
-                    out.extend_from_slice(&input[i..i + off]);
-                    let end = input[i + off];
-                    i += off + 1;
-                    if end == b'\n' {
+            if at == skip_lf_at {
+                line_start = Some(at + 1);
+                continue;
+            }
+            if input[at] == b'\r' {
+                match input.get(at + 1) {
+                    Some(b'\n') => skip_lf_at = at + 1,
+                    Some(_) => {
+                        out.extend_from_slice(&input[copied..at]);
                         out.extend_from_slice(b"\r\n");
-                        self.at_line_start = true;
-                    } else {
+                        copied = at + 1;
+                        line_start = Some(at + 1);
+                    }
+                    None => {
+                        out.extend_from_slice(&input[copied..at]);
+                        copied = input.len();
                         self.pending_cr = true;
-                        self.at_line_start = false;
                     }
                 }
+            } else {
+                out.extend_from_slice(&input[copied..at]);
+                out.extend_from_slice(b"\r\n");
+                copied = at + 1;
+                line_start = Some(at + 1);
             }
+        }
+        if let Some(ls) = line_start {
+            self.stuff_at(input, ls, input.len(), &mut copied, out);
+        }
+        out.extend_from_slice(&input[copied..]);
+        self.at_line_start = match line_start {
+            Some(ls) => ls == input.len(),
+            None => false,
+        } && !self.pending_cr;
+    }
+
+    /// A line starts at `ls` (and runs to at least `end`): if it starts with
+    /// a dot, the dot is doubled.
+    fn stuff_at(&self, input: &[u8], ls: usize, end: usize, copied: &mut usize, out: &mut Vec<u8>) {
+        if self.stuff_dots && ls < end && input[ls] == b'.' {
+            out.extend_from_slice(&input[*copied..ls]);
+            out.push(b'.');
+            *copied = ls;
         }
     }
 

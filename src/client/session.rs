@@ -84,6 +84,9 @@ pub struct Session {
     pub(crate) wbuf: Vec<u8>,
     /// The replies that queued commands will get, oldest first.
     pub(crate) expects: VecDeque<Expect>,
+    /// Set while the transaction engine files replies itself, so that
+    /// `read_reply` need not copy each into `last_reply`.
+    pub(crate) in_transaction: bool,
     waits: u64,
 }
 
@@ -120,6 +123,7 @@ impl Session {
             batch: Vec::new(),
             wbuf: Vec::new(),
             expects: VecDeque::new(),
+            in_transaction: false,
             waits: 0,
         }
     }
@@ -757,8 +761,11 @@ impl Session {
     fn send_one(&mut self, msg: Message<'_>) -> Result<Reply> {
         self.last_outcome = Outcome::default();
         self.failed_step = Step::None;
-        // Nothing is sent, not even EHLO, for a malformed envelope.
-        check_envelope(msg.from, &msg.to)?;
+        // Nothing is sent, not even EHLO, for a malformed envelope (once
+        // EHLO is done, the engine checks it before sending).
+        if self.extensions.is_none() && !self.helo_done {
+            check_envelope(msg.from, &msg.to)?;
+        }
         self.transport()?;
         if let Some(refused) = self.ehlo_or_helo_if_needed()? {
             self.failed_step = Step::Helo;
@@ -845,13 +852,15 @@ impl Session {
             self.waits += 1;
         }
         let result = loop {
-            let t = self.transport()?;
+            let Some(t) = self.transport.as_mut() else {
+                break Err(Error::state("not connected"));
+            };
             let line = match t.read_line(deadline) {
                 Ok(l) => l,
                 Err(e) => break Err(e),
             };
-            self.tracer.reply_line(&line);
-            let text = line.strip_suffix(b"\n").unwrap_or(&line);
+            self.tracer.reply_line(line);
+            let text = line.strip_suffix(b"\n").unwrap_or(line);
             let text = text.strip_suffix(b"\r").unwrap_or(text);
             match parser.push_line(text) {
                 Ok(Some(reply)) => break Ok(reply),
@@ -862,7 +871,9 @@ impl Session {
         match result {
             Ok(reply) => {
                 self.tracer.reply(reply.code, &reply.text);
-                self.last_reply = Some(reply.clone());
+                if !self.in_transaction {
+                    self.last_reply = Some(reply.clone());
+                }
                 Ok(reply)
             }
             Err(e) => {

@@ -277,7 +277,9 @@ impl Session {
         out: &mut Vec<Outcome>,
     ) -> Result<()> {
         let first = out.len();
+        self.in_transaction = true;
         let result = self.drive(source, out);
+        self.in_transaction = false;
         if let Err(e) = &result {
             if e.kind != ErrorKind::Callback {
                 self.close();

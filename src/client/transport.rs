@@ -27,17 +27,88 @@ impl Default for TlsSettings {
     }
 }
 
+/// How far the socket's own receive timeout may exceed the time left to a
+/// reply's deadline before it is set again: saves a setsockopt per read
+/// while keeping any overshoot this small.
+const RCVTIMEO_SLACK: Duration = Duration::from_millis(50);
+
+/// The TCP socket, reading under the deadline of the reply (or handshake)
+/// in progress. TLS reads go through it too, so a peer that drips bytes —
+/// of a reply, a TLS record or the handshake — cannot stretch one timeout
+/// into many.
+struct Socket {
+    tcp: TcpStream,
+    deadline: Option<Instant>,
+    /// The receive timeout currently set on the socket.
+    rcvtimeo: Duration,
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(deadline) = self.deadline {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                let left = deadline - now;
+                if self.rcvtimeo > left + RCVTIMEO_SLACK || left > self.rcvtimeo + RCVTIMEO_SLACK {
+                    let t = left.max(Duration::from_millis(1));
+                    self.tcp.set_read_timeout(Some(t))?;
+                    self.rcvtimeo = t;
+                }
+            }
+            match self.tcp.read(buf) {
+                // The socket's timeout may end before the deadline (it is
+                // only re-set when far off): go round and check.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) && self.deadline.is_some_and(|d| Instant::now() < d) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.tcp.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
 enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(Socket),
+    Tls(Box<TlsStream<Socket>>),
 }
 
 impl Stream {
-    fn tcp(&self) -> &TcpStream {
+    fn socket(&self) -> &Socket {
         match self {
             Stream::Plain(s) => s,
             Stream::Tls(s) => s.get_ref(),
         }
+    }
+
+    fn socket_mut(&mut self) -> &mut Socket {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_mut(),
+        }
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        &self.socket().tcp
     }
 }
 
@@ -73,12 +144,15 @@ impl Write for Stream {
     }
 }
 
+/// Initial size of the read buffer; it grows only for replies longer.
 const READ_CHUNK: usize = 16 * 1024;
 
 pub struct Transport {
     stream: Stream,
+    /// Received bytes: `rbuf[rpos..rend]` is not yet consumed.
     rbuf: Vec<u8>,
     rpos: usize,
+    rend: usize,
     timeout: Duration,
 }
 
@@ -86,7 +160,7 @@ impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
             .field("tls", &self.is_tls())
-            .field("buffered", &(self.rbuf.len() - self.rpos))
+            .field("buffered", &self.buffered())
             .finish()
     }
 }
@@ -140,12 +214,24 @@ impl Transport {
         tcp.set_nodelay(true).map_err(setup)?;
         tcp.set_write_timeout(Some(timeout)).map_err(setup)?;
         tcp.set_read_timeout(Some(timeout)).map_err(setup)?;
-        Ok(Transport {
-            stream: Stream::Plain(tcp),
-            rbuf: Vec::with_capacity(READ_CHUNK),
-            rpos: 0,
+        Ok(Self::over(
+            Stream::Plain(Socket {
+                tcp,
+                deadline: None,
+                rcvtimeo: timeout,
+            }),
             timeout,
-        })
+        ))
+    }
+
+    fn over(stream: Stream, timeout: Duration) -> Self {
+        Transport {
+            stream,
+            rbuf: vec![0; READ_CHUNK],
+            rpos: 0,
+            rend: 0,
+            timeout,
+        }
     }
 
     pub fn is_tls(&self) -> bool {
@@ -171,7 +257,7 @@ impl Transport {
 
     /// Bytes received but not yet consumed.
     pub fn buffered(&self) -> usize {
-        self.rbuf.len() - self.rpos
+        self.rend - self.rpos
     }
 
     /// Wraps the connection in TLS. Anything already buffered was sent
@@ -181,42 +267,38 @@ impl Transport {
         let Transport {
             stream, timeout, ..
         } = self;
-        let tcp = match stream {
-            Stream::Plain(tcp) => tcp,
+        let mut socket = match stream {
+            Stream::Plain(socket) => socket,
             Stream::Tls(_) => return Err(Error::state("TLS is already active")),
         };
         let connector = build_connector(settings)?;
-        let _ = tcp.set_read_timeout(Some(timeout));
-        let tls = match connector.connect(host, tcp) {
+        socket.deadline = Some(Instant::now() + timeout);
+        let mut tls = match connector.connect(host, socket) {
             Ok(tls) => tls,
             Err(HandshakeError::WouldBlock(_)) => {
                 return Err(Error::new(ErrorKind::Timeout, "TLS handshake: timed out"))
             }
             Err(HandshakeError::Failure(e)) => return Err(classify_tls_error(&e)),
         };
-        Ok(Transport {
-            stream: Stream::Tls(Box::new(tls)),
-            rbuf: Vec::with_capacity(READ_CHUNK),
-            rpos: 0,
-            timeout,
-        })
+        tls.get_mut().deadline = None;
+        Ok(Self::over(Stream::Tls(Box::new(tls)), timeout))
     }
 
     /// Reads one line, terminator included (CRLF, or a bare LF from a lax
-    /// server), finishing before `deadline`.
-    pub fn read_line(&mut self, deadline: Instant) -> Result<Vec<u8>> {
-        // Offset from `rpos` already searched; `fill` may move the buffer.
+    /// server), finishing before `deadline`. The line borrows the buffer.
+    pub fn read_line(&mut self, deadline: Instant) -> Result<&[u8]> {
+        // Offset from `rpos` already searched; `fill` may move the data.
         let mut scanned = 0;
         loop {
-            let pending = &self.rbuf[self.rpos..];
+            let pending = &self.rbuf[self.rpos..self.rend];
             if let Some(off) = memchr::memchr(b'\n', &pending[scanned..]) {
-                let end = scanned + off + 1;
-                let line = pending[..end].to_vec();
-                self.rpos += end;
-                return Ok(line);
+                let start = self.rpos;
+                self.rpos += scanned + off + 1;
+                return Ok(&self.rbuf[start..self.rpos]);
             }
             scanned = pending.len();
-            if scanned > MAX_REPLY_BYTES {
+            // "ddd-" + the text + CR may legally precede the LF.
+            if scanned > MAX_REPLY_BYTES + 5 {
                 return Err(Error::protocol(format!(
                     "reply line longer than {MAX_REPLY_BYTES} bytes"
                 )));
@@ -227,46 +309,36 @@ impl Transport {
 
     /// Whether a whole line is already buffered (no wait needed).
     pub fn has_line(&self) -> bool {
-        memchr::memchr(b'\n', &self.rbuf[self.rpos..]).is_some()
+        memchr::memchr(b'\n', &self.rbuf[self.rpos..self.rend]).is_some()
     }
 
+    /// Reads more bytes into the buffer, before `deadline`.
     fn fill(&mut self, deadline: Instant) -> Result<()> {
-        if self.rpos == self.rbuf.len() {
-            self.rbuf.clear();
+        if self.rpos == self.rend {
             self.rpos = 0;
-        } else if self.rpos > READ_CHUNK {
-            self.rbuf.drain(..self.rpos);
-            self.rpos = 0;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(Error::new(ErrorKind::Timeout, "reading reply: timed out"));
+            self.rend = 0;
+        } else if self.rend == self.rbuf.len() {
+            if self.rpos > 0 {
+                self.rbuf.copy_within(self.rpos..self.rend, 0);
+                self.rend -= self.rpos;
+                self.rpos = 0;
+            } else {
+                // A line longer than the buffer: bounded by the reply cap.
+                self.rbuf.resize(self.rbuf.len() * 2, 0);
+            }
         }
         // One deadline covers the whole reply, so a server dripping a byte
         // at a time cannot stretch it.
-        let remaining = (deadline - now).max(Duration::from_millis(1));
-        let _ = self.stream.tcp().set_read_timeout(Some(remaining));
-        let start = self.rbuf.len();
-        self.rbuf.resize(start + READ_CHUNK, 0);
-        let got = loop {
-            match self.stream.read(&mut self.rbuf[start..]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
+        self.stream.socket_mut().deadline = Some(deadline);
+        let got = self.stream.read(&mut self.rbuf[self.rend..]);
+        self.stream.socket_mut().deadline = None;
         match got {
-            Ok(0) => {
-                self.rbuf.truncate(start);
-                Err(Error::new(ErrorKind::Closed, "connection closed by server"))
-            }
+            Ok(0) => Err(Error::new(ErrorKind::Closed, "connection closed by server")),
             Ok(n) => {
-                self.rbuf.truncate(start + n);
+                self.rend += n;
                 Ok(())
             }
-            Err(e) => {
-                self.rbuf.truncate(start);
-                Err(Error::io("reading reply", &e))
-            }
+            Err(e) => Err(Error::io("reading reply", &e)),
         }
     }
 
