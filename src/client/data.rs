@@ -3,7 +3,6 @@
 //! so a body of any size passes through a bounded buffer, and no input can
 //! put a bare CR, a bare LF or an early `<CRLF>.<CRLF>` on the wire.
 
-
 /// The end-of-data marker that follows a DATA body.
 pub const END_OF_DATA: &[u8] = b".\r\n";
 

@@ -671,11 +671,17 @@ impl Session {
             let response = match mech {
                 Mechanism::Plain => initial.clone().unwrap_or_default(),
                 Mechanism::Login => {
-                    let challenge = auth::decode_challenge(&r.text)?;
+                    // A bad challenge leaves the exchange mid-way: the next command
+                    // would be read as a SASL response, so the connection closes.
+                    let challenge =
+                        auth::decode_challenge(&r.text).inspect_err(|_| self.close())?;
                     auth::login_response(user, secret, &challenge, round)
                 }
                 Mechanism::CramMd5 => {
-                    let challenge = auth::decode_challenge(&r.text)?;
+                    // A bad challenge leaves the exchange mid-way: the next command
+                    // would be read as a SASL response, so the connection closes.
+                    let challenge =
+                        auth::decode_challenge(&r.text).inspect_err(|_| self.close())?;
                     auth::cram_md5_response(user, secret, &challenge)
                 }
                 // A 334 here carries the error details; an empty line asks
@@ -783,8 +789,9 @@ impl Session {
         self.failed_step = step;
         if step == Step::Message && self.is_connected() {
             // smtplib resets after a refused message; the caller wants the
-            // refusal, not the RSET's reply.
-            self.simple("rset", "")?;
+            // refusal, not the RSET's reply (nor its failure: a server that
+            // hangs up here has already said what it had to).
+            let _ = self.simple("rset", "");
         }
         Ok(reply)
     }

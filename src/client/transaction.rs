@@ -196,6 +196,10 @@ impl Outcome {
         if mail.code != 250 {
             return Ok((Step::Mail, mail.clone()));
         }
+        // 421: the server is closing; the remaining replies will never come.
+        if let Some(r) = self.rcpts.iter().find(|r| r.code == 421) {
+            return Ok((Step::Rcpt, r.clone()));
+        }
         if !self.rcpts.iter().any(accepted) {
             return match self.rcpts.last() {
                 Some(r) if self.rcpts.len() == self.n_rcpts => Ok((Step::Rcpt, r.clone())),
