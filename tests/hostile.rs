@@ -15,6 +15,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use smtpc::client::data::reference::{check_wire, normalized};
 use smtpc::{ErrorKind, Session, Step};
 
 // ---------------------------------------------------------------------------
@@ -1804,60 +1805,6 @@ fn random_body(rng: &mut XorShift, max_len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// The reference meaning of CRLF normalization: CRLF, lone CR and lone LF
-/// each become CRLF; a body not ending in a line break gets one.
-fn crlf_normalized(msg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(msg.len() + 8);
-    let mut i = 0;
-    while i < msg.len() {
-        match msg[i] {
-            b'\r' if msg.get(i + 1) == Some(&b'\n') => {
-                out.extend_from_slice(b"\r\n");
-                i += 1;
-            }
-            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    if !out.is_empty() && !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// Checks one DATA body as the server received it (end line included) and
-/// returns it unstuffed.
-fn check_wire(wire: &[u8], what: &str) -> Vec<u8> {
-    let body = if wire == b".\r\n" {
-        &wire[..0]
-    } else {
-        wire.strip_suffix(b"\r\n.\r\n".as_slice())
-            .map(|b| &wire[..b.len() + 2])
-            .unwrap_or_else(|| panic!("{what}: no end marker at the end"))
-    };
-    for (i, &b) in body.iter().enumerate() {
-        if b == b'\r' {
-            assert_eq!(body.get(i + 1), Some(&b'\n'), "{what}: bare CR at {i}");
-        }
-        if b == b'\n' {
-            assert!(i > 0 && body[i - 1] == b'\r', "{what}: bare LF at {i}");
-        }
-    }
-    // No early end marker: no line of the body is a lone dot (which also
-    // rules out "<CRLF>.<CRLF>" anywhere before the end).
-    let mut unstuffed = Vec::with_capacity(body.len());
-    for line in body.split_inclusive(|&b| b == b'\n') {
-        assert_ne!(line, b".\r\n", "{what}: a lone dot line before the end");
-        unstuffed.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
-    }
-    assert!(
-        !body.windows(5).any(|w| w == b"\r\n.\r\n"),
-        "{what}: early <CRLF>.<CRLF>"
-    );
-    unstuffed
-}
-
 #[test]
 fn scripted_server_property_random_bodies_reach_the_wire_crlf_clean_and_dot_stuffed() {
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
@@ -1896,7 +1843,7 @@ fn scripted_server_property_random_bodies_reach_the_wire_crlf_clean_and_dot_stuf
         let what = format!("message {i} ({} bytes)", body.len());
         let unstuffed = check_wire(wire, &what);
         assert!(
-            unstuffed == crlf_normalized(body),
+            unstuffed == normalized(body),
             "{what}: unstuffing does not give the CRLF-normalized input {:?}",
             &body[..body.len().min(200)]
         );

@@ -137,26 +137,16 @@ pub fn has_8bit(msg: &[u8]) -> bool {
     !msg.is_ascii()
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+/// The meaning of the encoding, stated simply: what the tests and the fuzz
+/// targets hold the fast encoder to. Not for production use.
+#[doc(hidden)]
+pub mod reference {
+    use super::END_OF_DATA;
 
-    /// What a server does on receipt: drop the end marker and one leading
-    /// dot from each line.
-    pub fn unstuff(wire: &[u8]) -> Vec<u8> {
-        let body = wire
-            .strip_suffix(END_OF_DATA)
-            .expect("every DATA body ends with the marker");
-        let mut out = Vec::new();
-        for line in body.split_inclusive(|&b| b == b'\n') {
-            out.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
-        }
-        out
-    }
-
-    /// The reference meaning of CRLF normalization.
-    fn normalize(msg: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// CRLF, a lone CR and a lone LF each become CRLF; a body not ending in
+    /// a line break gets one (as smtplib does).
+    pub fn normalized(msg: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(msg.len() + 8);
         let mut i = 0;
         while i < msg.len() {
             match msg[i] {
@@ -175,21 +165,39 @@ pub(crate) mod tests {
         out
     }
 
-    /// No bare CR or LF, and no line that is a lone dot before the marker.
-    pub fn assert_wire_safe(wire: &[u8]) {
-        let body = wire.strip_suffix(END_OF_DATA).unwrap();
+    /// Checks a DATA body as it goes on the wire (end marker included) —
+    /// no bare CR, no bare LF, no lone-dot line before the end, so no early
+    /// `<CRLF>.<CRLF>` — and returns it unstuffed, as a server reads it.
+    /// Panics, naming `what`, when the wire is unsafe.
+    pub fn check_wire(wire: &[u8], what: &str) -> Vec<u8> {
+        let body = wire
+            .strip_suffix(END_OF_DATA)
+            .unwrap_or_else(|| panic!("{what}: no end marker at the end"));
+        assert!(
+            body.is_empty() || body.ends_with(b"\r\n"),
+            "{what}: the end marker does not start a line"
+        );
         for (i, &b) in body.iter().enumerate() {
             if b == b'\r' {
-                assert_eq!(body.get(i + 1), Some(&b'\n'), "bare CR at {i}");
+                assert_eq!(body.get(i + 1), Some(&b'\n'), "{what}: bare CR at {i}");
             }
             if b == b'\n' {
-                assert!(i > 0 && body[i - 1] == b'\r', "bare LF at {i}");
+                assert!(i > 0 && body[i - 1] == b'\r', "{what}: bare LF at {i}");
             }
         }
-        for line in body.split(|&b| b == b'\n') {
-            assert_ne!(line, b".\r", "a lone dot line would end DATA early");
+        let mut unstuffed = Vec::with_capacity(body.len());
+        for line in body.split_inclusive(|&b| b == b'\n') {
+            assert_ne!(line, b".\r\n", "{what}: a lone dot line before the end");
+            unstuffed.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
         }
+        unstuffed
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reference::{check_wire, normalized};
+    use super::*;
 
     #[test]
     fn lf_only_lines_become_crlf() {
@@ -271,8 +279,11 @@ pub(crate) mod tests {
                 })
                 .collect();
             let wire = encode_data(&msg);
-            assert_wire_safe(&wire);
-            assert_eq!(unstuff(&wire), normalize(&msg), "input {msg:?}");
+            assert_eq!(
+                check_wire(&wire, "random body"),
+                normalized(&msg),
+                "input {msg:?}"
+            );
         }
     }
 
