@@ -4,10 +4,12 @@
 use std::ffi::{c_char, c_int, c_void};
 
 use super::buf::write_text;
-use super::macros::{arg, command, opt_arg, query, reply_query, smtp_session, with_handle};
+use super::macros::{
+    arg, command, opt_arg, query, reply_query, set_flag, smtp_session, with_handle,
+};
 use super::result::*;
 use crate::client::transaction::CallbackReader;
-use crate::client::{Dsn, Error, Reply, TlsPolicy};
+use crate::client::{Dsn, Error, Reply, Session, TlsPolicy};
 
 /// Fills `buf` (capacity `cap`) with the next bytes of a message.
 ///
@@ -59,10 +61,7 @@ pub unsafe extern "C" fn smtp_session_set_allow_insecure_auth(
     s: *mut smtp_session,
     on: i32,
 ) -> c_int {
-    with_handle(s, |session| {
-        session.set_allow_insecure_auth(on != 0);
-        Ok(SMTPC_OK)
-    })
+    set_flag(s, on, Session::set_allow_insecure_auth)
 }
 
 /// Turns BDAT (CHUNKING, RFC 3030) on (1, the default: used when the
@@ -75,10 +74,7 @@ pub unsafe extern "C" fn smtp_session_set_allow_insecure_auth(
 /// `s` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn smtp_session_set_chunking(s: *mut smtp_session, on: i32) -> c_int {
-    with_handle(s, |session| {
-        session.set_chunking(on != 0);
-        Ok(SMTPC_OK)
-    })
+    set_flag(s, on, Session::set_chunking)
 }
 
 /// Asks (1) for BODY=BINARYMIME: messages go over BDAT byte for byte, line
@@ -92,10 +88,7 @@ pub unsafe extern "C" fn smtp_session_set_chunking(s: *mut smtp_session, on: i32
 /// `s` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn smtp_session_set_binarymime(s: *mut smtp_session, on: i32) -> c_int {
-    with_handle(s, |session| {
-        session.set_binarymime(on != 0);
-        Ok(SMTPC_OK)
-    })
+    set_flag(s, on, Session::set_binarymime)
 }
 
 /// Sets the DSN parameters (RFC 3461) of the messages sent from now on:

@@ -97,6 +97,17 @@ pub(crate) unsafe fn query<R>(
     }
 }
 
+/// A setter that switches one option on (non-zero) or off.
+///
+/// # Safety
+/// `s` is NULL or a live handle.
+pub(crate) unsafe fn set_flag(s: *mut smtp_session, on: i32, set: fn(&mut Session, bool)) -> c_int {
+    with_handle(s, |session| {
+        set(session, on != 0);
+        Ok(super::result::SMTPC_OK)
+    })
+}
+
 /// A query that reports one stored reply: its text to `reply`, its code
 /// returned; `pick` gives the reply or the code to return instead.
 ///

@@ -13,7 +13,9 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use std::time::Duration;
 
 use super::buf::write_text;
-use super::macros::{arg, command, opt_arg, query, reply_query, smtp_session, with_handle};
+use super::macros::{
+    arg, command, opt_arg, query, reply_query, set_flag, smtp_session, with_handle,
+};
 use super::result::*;
 use crate::client::{Error, Session, Step};
 
@@ -149,10 +151,7 @@ pub unsafe extern "C" fn smtp_session_set_trace(
 /// `s` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn smtp_session_set_tls_verify(s: *mut smtp_session, on: i32) -> c_int {
-    with_handle(s, |session| {
-        session.set_tls_verify(on != 0);
-        Ok(SMTPC_OK)
-    })
+    set_flag(s, on, Session::set_tls_verify)
 }
 
 /// Trusts the PEM certificates in `path` instead of the system's roots for
@@ -206,10 +205,7 @@ pub unsafe extern "C" fn smtp_session_set_local_hostname(
 /// `s` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn smtp_session_set_pipelining(s: *mut smtp_session, on: i32) -> c_int {
-    with_handle(s, |session| {
-        session.set_pipelining(on != 0);
-        Ok(SMTPC_OK)
-    })
+    set_flag(s, on, Session::set_pipelining)
 }
 
 /// Connects to `host`:`port` (every resolved IPv4 and IPv6 address in
