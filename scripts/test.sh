@@ -31,12 +31,14 @@ cargo test --release -- --test-threads=4
 section "C tests: contract, examples (valgrind, ASan/UBSan)"
 tests/c/run.sh
 
-for step in tests/packaging.sh tests/sanitizers.sh bindings/test-all.sh; do
-    if [ -x "$step" ]; then
-        section "$step"
-        "$step"
-    fi
-done
+section "packaging: make install, pkg-config, exported symbols"
+tests/packaging.sh
+
+section "sanitizers (ASan/UBSan, helgrind) and threads"
+tests/sanitizers.sh
+
+section "bindings: C++, Go, Ruby, Node.js"
+bindings/test-all.sh
 
 section "fuzzing smoke run"
 scripts/fuzz-smoke.sh 10
