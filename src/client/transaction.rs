@@ -49,7 +49,10 @@ pub struct Message<'a> {
 }
 
 /// Yields the messages of a batch one by one. A message is dropped before
-/// the next is asked for, so a source may reuse its storage.
+/// the next is asked for, so a source may reuse its storage. An error of
+/// kind `Invalid` refuses that one message (it becomes its outcome) and the
+/// batch goes on; any other error stops the batch once the replies to what
+/// was already sent are read.
 pub trait MessageSource<'m> {
     fn next_message(&mut self) -> Result<Option<Message<'m>>>;
 }
@@ -285,9 +288,9 @@ impl Session {
         let result = self.drive(source, out);
         self.in_transaction = false;
         if let Err(e) = &result {
-            if e.kind != ErrorKind::Callback {
-                self.close();
-            }
+            // Failures that leave the stream out of step have closed the
+            // connection where they happened; others (a failing source) come
+            // after every reply was read, so the session stays usable.
             self.expects.clear();
             for o in &mut out[first..] {
                 if o.pending > 0 || o.mail.is_none() {
@@ -317,14 +320,23 @@ impl Session {
         self.transport()?;
         let mode = self.mode();
         let first = out.len();
-        while let Some(msg) = match source.next_message() {
-            Ok(m) => m,
-            Err(e) => {
-                // Answers for what was already sent are still wanted.
-                self.drain(out)?;
-                return Err(e);
-            }
-        } {
+        loop {
+            let msg = match source.next_message() {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) if e.kind == ErrorKind::Invalid => {
+                    out.push(Outcome {
+                        error: Some(e),
+                        ..Outcome::default()
+                    });
+                    continue;
+                }
+                Err(e) => {
+                    // Answers for what was already sent are still wanted.
+                    self.drain(out)?;
+                    return Err(e);
+                }
+            };
             let i = out.len();
             out.push(Outcome::default());
             let prepared = match self.prepare(&msg) {

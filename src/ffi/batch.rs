@@ -14,8 +14,11 @@ use crate::client::{Error, ErrorKind, Session};
 /// 1 when it filled `*from`, `*to`, `*n_to`, `*msg`, `*msg_len`; 0 when
 /// there are no more messages; negative to stop the batch (it then fails
 /// with `SMTPC_E_CALLBACK` after collecting the replies for what was
-/// sent). The pointers it gives must stay valid until the next call of the
-/// callback or the end of `smtp_session_batch_send_cb`, whichever comes first.
+/// sent). A message with a NULL or non-UTF-8 sender or recipient is
+/// refused by itself (its `smtp_session_batch_code` is `SMTPC_E_INVALID`, as
+/// for CR/LF in an address) and the batch goes on. The pointers it gives
+/// must stay valid until the next call of the callback or the end of
+/// `smtp_session_batch_send_cb`, whichever comes first.
 pub type smtpc_next_message_fn = Option<
     unsafe extern "C" fn(
         user: *mut c_void,
