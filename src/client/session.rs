@@ -508,6 +508,9 @@ impl Session {
             Transport::connect(host, port, self.timeout)?
         };
         self.transport = Some(t);
+        // A new connection starts with nothing queued from an old one.
+        self.wbuf.clear();
+        self.expects.clear();
         self.host = host.to_string();
         self.extensions = None;
         self.helo_done = false;

@@ -604,7 +604,12 @@ impl Session {
             Ok(())
         });
         self.wbuf = wbuf;
-        result?;
+        if let Err(e) = result {
+            // The connection is closed: nothing of this body may go out on
+            // a later one.
+            self.wbuf.clear();
+            return Err(e);
+        }
         self.expect_replies_after_body(i, out);
         Ok(())
     }
@@ -637,8 +642,9 @@ impl Session {
         let binary = p.binary;
         let mut sent_last = false;
         let mut pending: Vec<Expect> = Vec::new();
+        // Pieces (a reader may return a line at a time) gather into chunks
+        // of about CHUNK bytes: one BDAT command each.
         self.pump_body(body, p, &mut |s, piece, last| {
-            chunk.clear();
             if binary {
                 chunk.extend_from_slice(piece);
             } else {
@@ -647,7 +653,7 @@ impl Session {
                     enc.finish(&mut chunk);
                 }
             }
-            if chunk.is_empty() && !last {
+            if chunk.len() < CHUNK && !last {
                 return Ok(());
             }
             let header = format!(
@@ -659,6 +665,7 @@ impl Session {
             s.tracer.send(&chunk);
             s.wbuf.extend_from_slice(header.as_bytes());
             s.wbuf.extend_from_slice(&chunk);
+            chunk.clear();
             pending.push(Expect::Bdat(i));
             sent_last |= last;
             if s.wbuf.len() >= FLUSH_AT {
