@@ -10,4 +10,4 @@
 pub mod client;
 pub mod ffi;
 
-pub use client::{Error, ErrorKind, Reply, Session, Step, TlsPolicy};
+pub use client::{Dsn, Error, ErrorKind, Reply, Session, Step, TlsPolicy};

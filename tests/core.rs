@@ -352,6 +352,26 @@ fn crlf_in_an_address_is_refused_before_anything_is_sent() {
         s.docmd("NOOP", Some("x\r\nQUIT")).unwrap_err().kind,
         ErrorKind::Invalid
     );
+    for e in [
+        s.docmd("NOOP\r\nQUIT", None).unwrap_err(),
+        s.login("user\r\nQUIT", "p").unwrap_err(),
+        s.login("user", "p\0ss").unwrap_err(),
+        s.auth("PLAIN", "user", "p\nq").unwrap_err(),
+        s.expn("list\r").unwrap_err(),
+        s.help(Some("x\ny")).unwrap_err(),
+        s.set_dsn(Some(smtpc::Dsn {
+            envid: Some("id\r\nRSET".into()),
+            ..smtpc::Dsn::default()
+        }))
+        .unwrap_err(),
+        s.set_dsn(Some(smtpc::Dsn {
+            notify: Some("SUCCESS\r\nRSET".into()),
+            ..smtpc::Dsn::default()
+        }))
+        .unwrap_err(),
+    ] {
+        assert_eq!(e.kind, ErrorKind::Invalid, "{}", e.message);
+    }
     assert_eq!(s.noop().unwrap().code, 250);
     assert!(server.messages().is_empty());
 }
