@@ -514,10 +514,7 @@ impl Session {
         body: Body<'_>,
         out: &mut [Outcome],
     ) -> Result<()> {
-        self.expect(&p.mail, Expect::Mail(i), out);
-        for line in &p.rcpts {
-            self.expect(line, Expect::Rcpt(i), out);
-        }
+        self.queue_envelope(i, &p, out);
         self.expect(b"data\r\n", Expect::Data(i), out);
         // The 354 must arrive before the body may follow.
         while out[i].data.is_none() {
@@ -550,10 +547,7 @@ impl Session {
         out: &mut [Outcome],
     ) -> Result<()> {
         out[i].bdat = true;
-        self.expect(&p.mail, Expect::Mail(i), out);
-        for line in &p.rcpts {
-            self.expect(line, Expect::Rcpt(i), out);
-        }
+        self.queue_envelope(i, &p, out);
         if !self.bdat_proven {
             // A refusal of the first envelope may come from a session-level
             // check (TLS or AUTH required) after which a server need not read
@@ -570,6 +564,14 @@ impl Session {
             self.bdat_proven = true;
         }
         self.queue_bdat_body(i, body, &p, out)
+    }
+
+    /// MAIL and every RCPT, queued to travel in one write.
+    fn queue_envelope(&mut self, i: usize, p: &Prepared, out: &mut [Outcome]) {
+        self.expect(&p.mail, Expect::Mail(i), out);
+        for line in &p.rcpts {
+            self.expect(line, Expect::Rcpt(i), out);
+        }
     }
 
     /// RSET after a refusal in lock-step, as smtplib does.
