@@ -757,6 +757,9 @@ int smtp_session_login(smtp_session *s, const char *user, const char *password, 
  * transaction is reset (RSET; a 421 closes the connection) and
  * `smtp_session_failed_step` tells which step it was. Addresses may be
  * `user@host`, `<user@host>` or `Name <user@host>`; "" is the null sender.
+ * UTF-8 addresses go with SMTPUTF8 when the server offers it; otherwise an
+ * internationalized domain goes as its IDNA A-label, and a non-ASCII local
+ * part is refused (`SMTPC_E_NOT_SUPPORTED`).
  *
  * # Returns
  * The final reply code (250) on success, even if some recipients were

@@ -1705,6 +1705,22 @@ fn utf8_address_is_refused_locally_without_smtputf8_on_smtp_sink() {
     assert_same_bytes(&lf_to_crlf(&d[0].data), &ok, "ascii");
 }
 
+#[test]
+fn idn_domains_go_as_a_labels_when_smtp_sink_lacks_smtputf8() {
+    let sink = start_sink(&[]);
+    let (mut s, _t) = ready(sink.port(), 1);
+    assert!(!s.has_extn("SMTPUTF8"));
+    let msg = mail("idn", "a@sink.test", "x\r\n");
+    let r = s
+        .sendmail("kim@bücher.example", &["a@例え.test"], &msg)
+        .unwrap();
+    assert_eq!(r.code, 250);
+    s.quit().unwrap();
+    let d = sink.wait_dumped(1);
+    assert_eq!(d[0].mail_args, "<kim@xn--bcher-kva.example>");
+    assert_eq!(d[0].rcpt_args, ["<a@xn--r8jz45g.test>"]);
+}
+
 // ===========================================================================
 // DSN (RFC 3461)
 // ===========================================================================

@@ -47,6 +47,19 @@ pub fn quote_addr(what: &str, addr: &str) -> Result<String> {
     Ok(format!("<{inner}>"))
 }
 
+/// `<local@domain>` with an internationalized domain turned into its IDNA
+/// A-label form (`<user@xn--bcher-kva.example>`); `None` when the local
+/// part is not ASCII or the domain is not a valid IDN.
+pub fn ascii_domain(quoted: &str) -> Option<String> {
+    let inner = quoted.strip_prefix('<')?.strip_suffix('>')?;
+    let (local, domain) = inner.rsplit_once('@')?;
+    if !local.is_ascii() {
+        return None;
+    }
+    let ascii = idna::domain_to_ascii_strict(domain).ok()?;
+    Some(format!("<{local}@{ascii}>"))
+}
+
 /// One command line, CRLF-terminated: `verb` then `args` if any.
 pub fn line(verb: &str, args: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(verb.len() + args.len() + 3);
@@ -80,6 +93,20 @@ mod tests {
         assert_eq!(quote_addr("a", "<>").unwrap(), "<>");
         assert!(quote_addr("a", "u@x> SIZE=1").is_err());
         assert!(quote_addr("a", "u @x").is_err());
+    }
+
+    #[test]
+    fn internationalized_domains_become_a_labels() {
+        assert_eq!(
+            ascii_domain("<kim@bücher.example>").as_deref(),
+            Some("<kim@xn--bcher-kva.example>")
+        );
+        assert_eq!(
+            ascii_domain("<jösé@example.com>"),
+            None,
+            "local part stays UTF-8"
+        );
+        assert_eq!(ascii_domain("<kim@bad_domain.ü>"), None);
     }
 
     #[test]

@@ -371,11 +371,11 @@ impl Session {
     /// Checks a message against the caller's rules and the server's
     /// extensions, before anything of it is sent.
     fn prepare(&self, msg: &Message<'_>) -> Result<Prepared> {
-        let from = quote_addr("sender", msg.from)?;
+        let mut from = quote_addr("sender", msg.from)?;
         if msg.to.is_empty() {
             return Err(Error::invalid("no recipients"));
         }
-        let to = msg
+        let mut to = msg
             .to
             .iter()
             .map(|a| quote_addr("recipient", a))
@@ -422,13 +422,25 @@ impl Session {
         }
 
         if !from.is_ascii() || to.iter().any(|a| !a.is_ascii()) {
-            if !offers("SMTPUTF8") {
-                return Err(Error::new(
-                    ErrorKind::NotSupported,
-                    "an address has non-ASCII characters but the server does not offer SMTPUTF8",
-                ));
+            if offers("SMTPUTF8") {
+                params.push_str(" SMTPUTF8");
+            } else {
+                // Without SMTPUTF8 an internationalized domain can still go
+                // as its A-label; a non-ASCII local part cannot.
+                for addr in std::iter::once(&mut from).chain(to.iter_mut()) {
+                    if !addr.is_ascii() {
+                        *addr = command::ascii_domain(addr).ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::NotSupported,
+                                format!(
+                                    "{addr} has non-ASCII characters the server cannot take: \
+                                     it does not offer SMTPUTF8 and IDNA cannot convert them"
+                                ),
+                            )
+                        })?;
+                    }
+                }
             }
-            params.push_str(" SMTPUTF8");
         }
 
         let mut rcpt_params = String::new();
