@@ -1849,3 +1849,35 @@ fn scripted_server_property_random_bodies_reach_the_wire_crlf_clean_and_dot_stuf
         );
     }
 }
+
+/// None of the real servers here (Postfix, aiosmtpd, smtp-sink, Nodemailer)
+/// offers BINARYMIME, so its accepting side is checked against a script:
+/// BODY=BINARYMIME on MAIL, the body in BDAT chunks byte for byte (line
+/// endings untouched, no dot-stuffing, no end marker).
+#[test]
+fn scripted_server_offering_binarymime_gets_the_body_untouched_over_bdat() {
+    let body: &[u8] = b"\x00\x01bare lf\n.dot\rbare cr\r\n\xff\xfe";
+    let header = format!("BDAT {} LAST\r\n", body.len());
+    let ehlo = "250-mx.test\r\n250-CHUNKING\r\n250 BINARYMIME\r\n";
+    let server = Server::start(script(&[
+        &opening(ehlo),
+        &[
+            expect("MAIL FROM:<a@x> BODY=BINARYMIME"),
+            send("250 ok\r\n"),
+            expect("RCPT TO:<b@y>"),
+            send("250 ok\r\n"),
+            Act::ReadBytes(header.len() + body.len()),
+            send("250 2.0.0 got it\r\n"),
+        ],
+    ]));
+    let mut s = connect(&server);
+    s.set_binarymime(true);
+    let r = s.sendmail("a@x", &["b@y"], body).unwrap();
+    assert_eq!((r.code, r.text.as_str()), (250, "2.0.0 got it"));
+    s.close();
+    let out = server.outcome();
+    assert_eq!(out.failure, None);
+    let mut wire = header.into_bytes();
+    wire.extend_from_slice(body);
+    assert!(out.got.ends_with(&wire), "{:?}", out.got_text());
+}
