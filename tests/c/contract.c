@@ -1,13 +1,13 @@
 /*
- * contract.c - checks the libsmtpc C API contract (docs/API-PLAN.md).
+ * contract.c - checks the libsmtpc C API contract (include/smtpc.h, README.md).
  *
  * Talks to a tiny scripted SMTP server that this test forks itself on
  * 127.0.0.1:0; the server records every command line it receives, so the
  * test can assert that refused calls (NULL pointers, CR/LF in arguments,
  * wrong state) sent nothing at all.
  *
- * What each function does with a NULL pointer (docs/API-PLAN.md, and where
- * the plan is silent, the header's documentation), all checked below:
+ * What each function does with a NULL pointer (as the header documents it),
+ * all checked below:
  *   smtp_session_free(NULL)                     no-op
  *   smtp_session_has_extn(NULL, _) / (_, NULL)  0
  *   smtp_session_rcpt_count(NULL)               0
