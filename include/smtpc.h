@@ -543,8 +543,9 @@ smtp_session *smtp_session_new(void);
 void smtp_session_free(smtp_session *s);
 
 /**
- * Sets the timeout, in milliseconds, that covers the connect (per address),
- * the greeting, each whole reply, each write and the TLS handshake.
+ * Sets the timeout, in milliseconds, that covers the name lookup, the
+ * connect (per address), the greeting, each whole reply, each write and
+ * the TLS handshake.
  * 0 is refused. Default: 30000.
  *
  * # Returns

@@ -2,7 +2,9 @@
 //! connect, read and write, and a buffered line reader.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use native_tls::{Certificate, HandshakeError, TlsConnector, TlsStream};
@@ -169,16 +171,7 @@ impl Transport {
     /// Connects to the first address of `host` that answers, trying every
     /// resolved address (IPv4 and IPv6) with `timeout` each.
     pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<Self> {
-        let addrs: Vec<SocketAddr> = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| Error::new(ErrorKind::Resolve, format!("cannot resolve {host}: {e}")))?
-            .collect();
-        if addrs.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Resolve,
-                format!("{host} has no addresses"),
-            ));
-        }
+        let addrs = resolve(host, port, timeout)?;
         let mut failures = Vec::new();
         let mut timed_out = true;
         for addr in &addrs {
@@ -358,6 +351,49 @@ impl Transport {
     }
 }
 
+/// The addresses of `host`, within `timeout`. getaddrinfo has no timeout
+/// of its own, so a name lookup runs on a thread of its own that the
+/// connect stops waiting for (as libcurl's threaded resolver); an IP
+/// literal needs no lookup.
+fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_string();
+    thread::Builder::new()
+        .name("smtpc-resolve".into())
+        .spawn(move || {
+            let found = (name.as_str(), port)
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<_>>());
+            let _ = tx.send(found);
+        })
+        .map_err(|e| Error::new(ErrorKind::Resolve, format!("cannot resolve {host}: {e}")))?;
+    let addrs = match rx.recv_timeout(timeout) {
+        Ok(Ok(addrs)) => addrs,
+        Ok(Err(e)) => {
+            return Err(Error::new(
+                ErrorKind::Resolve,
+                format!("cannot resolve {host}: {e}"),
+            ))
+        }
+        Err(_) => {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!("resolving {host}: timed out"),
+            ))
+        }
+    };
+    if addrs.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Resolve,
+            format!("{host} has no addresses"),
+        ));
+    }
+    Ok(addrs)
+}
+
 /// Connects with implicit TLS: the handshake comes before any SMTP.
 pub fn connect_tls(
     host: &str,
@@ -438,6 +474,20 @@ fn classify_tls_error(e: &native_tls::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_literals_need_no_lookup_and_names_resolve() {
+        let t = Duration::from_secs(5);
+        assert_eq!(
+            resolve("::1", 25, t).unwrap(),
+            ["[::1]:25".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(resolve("127.0.0.1", 25, t).unwrap().len(), 1);
+        let local = resolve("localhost", 25, t).unwrap();
+        assert!(local.iter().all(|a| a.ip().is_loopback() && a.port() == 25));
+        let e = resolve("nonexistent.invalid", 25, t).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Resolve);
+    }
 
     #[test]
     fn pem_bundles_are_split_per_certificate() {

@@ -56,8 +56,9 @@ pub unsafe extern "C" fn smtp_session_free(s: *mut smtp_session) {
     }
 }
 
-/// Sets the timeout, in milliseconds, that covers the connect (per address),
-/// the greeting, each whole reply, each write and the TLS handshake.
+/// Sets the timeout, in milliseconds, that covers the name lookup, the
+/// connect (per address), the greeting, each whole reply, each write and
+/// the TLS handshake.
 /// 0 is refused. Default: 30000.
 ///
 /// # Returns
