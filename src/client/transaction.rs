@@ -655,7 +655,8 @@ impl Session {
         let mut chunk = Vec::with_capacity(CHUNK + CHUNK / 32);
         let binary = p.binary;
         let mut sent_last = false;
-        let mut pending: Vec<Expect> = Vec::new();
+        // Without PIPELINING each chunk waits for its reply (RFC 3030 §4.2).
+        let lockstep = self.mode() == Mode::LockStep;
         // Pieces (a reader may return a line at a time) gather into chunks
         // of about CHUNK bytes: one BDAT command each.
         self.pump_body(body, p, &mut |s, piece, last| {
@@ -680,17 +681,18 @@ impl Session {
             s.wbuf.extend_from_slice(header.as_bytes());
             s.wbuf.extend_from_slice(&chunk);
             chunk.clear();
-            pending.push(Expect::Bdat(i));
+            s.expect(b"", Expect::Bdat(i), out);
             sent_last |= last;
             if s.wbuf.len() >= FLUSH_AT {
                 s.flush()?;
             }
+            // A huge message must not pile up unread chunk replies.
+            while s.expects.len() > WINDOW_REPLIES || (lockstep && !s.expects.is_empty()) {
+                s.dispatch(out)?;
+            }
             Ok(())
         })?;
         debug_assert!(sent_last);
-        for e in pending {
-            self.expect(b"", e, out);
-        }
         Ok(())
     }
 
