@@ -799,15 +799,6 @@ impl Session {
         Ok(reply)
     }
 
-    /// Writes bytes now (large bodies), tracing nothing: the caller did.
-    pub(crate) fn write_out(&mut self, bytes: &[u8]) -> Result<()> {
-        let r = self.transport()?.write_all(bytes);
-        if r.is_err() {
-            self.close();
-        }
-        r
-    }
-
     fn simple(&mut self, verb: &str, args: &str) -> Result<Reply> {
         self.command(command::line(verb, args))
     }

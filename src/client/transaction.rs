@@ -603,27 +603,21 @@ impl Session {
         out: &mut [Outcome],
     ) -> Result<()> {
         let mut enc = DataEncoder::for_data();
-        let mut wbuf = std::mem::take(&mut self.wbuf);
-        let result = self.pump_body(body, p, &mut |s, piece, last| {
-            let start = wbuf.len();
-            enc.encode(piece, &mut wbuf);
+        // Encoded straight into the session's write buffer: a failure
+        // closes the connection, which empties it, so nothing of a failed
+        // body can go out later.
+        self.pump_body(body, p, &mut |s, piece, last| {
+            let start = s.wbuf.len();
+            enc.encode(piece, &mut s.wbuf);
             if last {
-                enc.finish(&mut wbuf);
+                enc.finish(&mut s.wbuf);
             }
-            s.tracer.send(&wbuf[start..]);
-            if wbuf.len() >= FLUSH_AT {
-                s.write_out(&wbuf)?;
-                wbuf.clear();
+            s.tracer.send(&s.wbuf[start..]);
+            if s.wbuf.len() >= FLUSH_AT {
+                s.flush()?;
             }
             Ok(())
-        });
-        self.wbuf = wbuf;
-        if let Err(e) = result {
-            // The connection is closed: nothing of this body may go out on
-            // a later one.
-            self.wbuf.clear();
-            return Err(e);
-        }
+        })?;
         self.expect_replies_after_body(i, out);
         Ok(())
     }
