@@ -493,13 +493,57 @@ pub struct AioOpts {
     pub host: Option<String>,
 }
 
-/// A running aiosmtpd server. Dropping it stops it.
+/// A running server that captures what it receives (aiosmtpd or
+/// Nodemailer); dropping it stops the server.
 #[derive(Debug)]
-pub struct Aiosmtpd {
+pub struct CapturingServer {
     pub port: u16,
     pub capture_dir: PathBuf,
     proc: ServerProcess,
     dir: TempDir,
+}
+
+impl CapturingServer {
+    fn new(proc: ServerProcess, port: u16, capture_dir: PathBuf, dir: TempDir) -> Self {
+        CapturingServer {
+            port,
+            capture_dir,
+            proc,
+            dir,
+        }
+    }
+
+    /// Messages captured so far, in order of arrival.
+    pub fn messages(&self) -> Vec<Captured> {
+        read_captures(&self.capture_dir)
+    }
+
+    /// Waits until at least `n` messages are captured; panics with the log on timeout.
+    pub fn wait_messages(&self, n: usize, timeout: Duration) -> Vec<Captured> {
+        wait_captures(&self.capture_dir, n, timeout, &self.proc.name, &|| {
+            self.proc.log()
+        })
+    }
+
+    /// The server's log (with `verbose`, every command it received).
+    pub fn log(&self) -> String {
+        self.proc.log()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A running aiosmtpd server.
+#[derive(Debug)]
+pub struct Aiosmtpd(CapturingServer);
+
+impl std::ops::Deref for Aiosmtpd {
+    type Target = CapturingServer;
+    fn deref(&self) -> &CapturingServer {
+        &self.0
+    }
 }
 
 impl Aiosmtpd {
@@ -557,33 +601,7 @@ impl Aiosmtpd {
         }
         let mut proc = ServerProcess::spawn("aiosmtpd", cmd, dir.path().join("server.log"));
         let port = proc.wait_port_file(&port_file);
-        Aiosmtpd {
-            port,
-            capture_dir,
-            proc,
-            dir,
-        }
-    }
-
-    /// Messages captured so far, in order of arrival.
-    pub fn messages(&self) -> Vec<Captured> {
-        read_captures(&self.capture_dir)
-    }
-
-    /// Waits until at least `n` messages are captured; panics with the log on timeout.
-    pub fn wait_messages(&self, n: usize, timeout: Duration) -> Vec<Captured> {
-        wait_captures(&self.capture_dir, n, timeout, "aiosmtpd", &|| {
-            self.proc.log()
-        })
-    }
-
-    /// The server's log (with `verbose`, every command it received).
-    pub fn log(&self) -> String {
-        self.proc.log()
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+        Aiosmtpd(CapturingServer::new(proc, port, capture_dir, dir))
     }
 }
 
@@ -609,13 +627,15 @@ pub struct NodeOpts {
     pub verbose: bool,
 }
 
-/// A running Nodemailer smtp-server. Dropping it stops it.
+/// A running Nodemailer smtp-server.
 #[derive(Debug)]
-pub struct Nodemailer {
-    pub port: u16,
-    pub capture_dir: PathBuf,
-    proc: ServerProcess,
-    dir: TempDir,
+pub struct Nodemailer(CapturingServer);
+
+impl std::ops::Deref for Nodemailer {
+    type Target = CapturingServer;
+    fn deref(&self) -> &CapturingServer {
+        &self.0
+    }
 }
 
 impl Nodemailer {
@@ -665,30 +685,7 @@ impl Nodemailer {
         let mut proc =
             ServerProcess::spawn("nodemailer smtp-server", cmd, dir.path().join("server.log"));
         let port = proc.wait_port_file(&port_file);
-        Nodemailer {
-            port,
-            capture_dir,
-            proc,
-            dir,
-        }
-    }
-
-    pub fn messages(&self) -> Vec<Captured> {
-        read_captures(&self.capture_dir)
-    }
-
-    pub fn wait_messages(&self, n: usize, timeout: Duration) -> Vec<Captured> {
-        wait_captures(&self.capture_dir, n, timeout, "nodemailer", &|| {
-            self.proc.log()
-        })
-    }
-
-    pub fn log(&self) -> String {
-        self.proc.log()
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+        Nodemailer(CapturingServer::new(proc, port, capture_dir, dir))
     }
 }
 
