@@ -33,53 +33,7 @@
 
 #include <smtpc.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-/* ---- a tiny assert ----------------------------------------------------- */
-
-static int n_checks;
-
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        n_checks++;                                                          \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-            exit(1);                                                         \
-        }                                                                    \
-    } while (0)
-
-#define CHECK_INT(got, want)                                                 \
-    do {                                                                     \
-        long got_ = (long)(got), want_ = (long)(want);                       \
-        n_checks++;                                                          \
-        if (got_ != want_) {                                                 \
-            fprintf(stderr, "%s:%d: %s is %ld, wanted %s (%ld)\n", __FILE__, \
-                    __LINE__, #got, got_, #want, want_);                     \
-            exit(1);                                                         \
-        }                                                                    \
-    } while (0)
-
-#define CHECK_STR(got, want)                                                 \
-    do {                                                                     \
-        const char *got_ = (got), *want_ = (want);                           \
-        n_checks++;                                                          \
-        if (got_ == NULL || strcmp(got_, want_) != 0) {                      \
-            fprintf(stderr, "%s:%d: %s is \"%s\", wanted \"%s\"\n", __FILE__, \
-                    __LINE__, #got, got_ ? got_ : "(null)", want_);          \
-            exit(1);                                                         \
-        }                                                                    \
-    } while (0)
+#include "testlib.h" /* CHECK, CHECK_INT, CHECK_STR and the recorder server */
 
 /* ---- the scripted server ---------------------------------------------- */
 
@@ -87,51 +41,6 @@ static int n_checks;
  * "x" U+00E9 U+20AC U+1F600 "y" = 1 + 2 + 3 + 4 + 1 = 11 bytes. */
 #define UTF8_TEXT "x\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80y"
 #define XLONG_LINES 40
-
-struct fake {
-    uint16_t port;
-    pid_t pid;
-    int log_fd; /* read end: one line per command the server received */
-};
-
-static void send_all(int fd, const char *text)
-{
-    size_t len = strlen(text);
-    while (len > 0) {
-        ssize_t n = write(fd, text, len);
-        if (n <= 0)
-            _exit(3);
-        text += n;
-        len -= (size_t)n;
-    }
-}
-
-/* Reads one line up to "\n", drops "\r\n"; returns 0 at EOF. Byte by byte:
- * slow but simple, and a CR/LF smuggled into a command shows up as an
- * extra line. */
-static int read_line(int fd, char *buf, size_t cap)
-{
-    size_t len = 0;
-    char c;
-    for (;;) {
-        ssize_t n = read(fd, &c, 1);
-        if (n <= 0)
-            return 0;
-        if (c == '\n')
-            break;
-        if (len + 1 < cap)
-            buf[len++] = c;
-    }
-    if (len > 0 && buf[len - 1] == '\r')
-        len--;
-    buf[len] = '\0';
-    return 1;
-}
-
-static int starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
 
 /* The long multi-line reply's text as the library should return it. */
 static void xlong_line(char *buf, size_t cap, int i)
@@ -145,116 +54,37 @@ static void serve(int conn, int log_fd)
     char line[4096], out[256];
     int i;
 
-    send_all(conn, "220 test\r\n");
-    while (read_line(conn, line, sizeof line)) {
-        /* Verbs are case-insensitive (the library sends smtplib's "mail
-         * FROM:"): upper-case the first word for matching and the log. */
-        for (i = 0; line[i] != '\0' && line[i] != ' '; i++)
-            if (line[i] >= 'a' && line[i] <= 'z')
-                line[i] = (char)(line[i] - 'a' + 'A');
-        send_all(log_fd, line);
-        send_all(log_fd, "\n");
+    send_text(conn, "220 test\r\n");
+    while (next_command(conn, log_fd, line, sizeof line)) {
         if (starts_with(line, "EHLO ")) {
-            send_all(conn, "250-test.example\r\n250-SIZE 1000\r\n250 8BITMIME\r\n");
+            send_text(conn, "250-test.example\r\n250-SIZE 1000\r\n250 8BITMIME\r\n");
         } else if (starts_with(line, "HELO ")) {
-            send_all(conn, "250 test.example\r\n");
+            send_text(conn, "250 test.example\r\n");
         } else if (starts_with(line, "HELP")) {
-            send_all(conn, "214 " UTF8_TEXT "\r\n");
+            send_text(conn, "214 " UTF8_TEXT "\r\n");
         } else if (strcmp(line, "XLONG") == 0) {
             for (i = 0; i < XLONG_LINES; i++) {
-                send_all(conn, i + 1 < XLONG_LINES ? "250-" : "250 ");
+                send_text(conn, i + 1 < XLONG_LINES ? "250-" : "250 ");
                 xlong_line(out, sizeof out, i);
-                send_all(conn, out);
-                send_all(conn, "\r\n");
+                send_text(conn, out);
+                send_text(conn, "\r\n");
             }
         } else if (strcmp(line, "XCLOSE") == 0) {
             break; /* hang up without a reply */
         } else if (starts_with(line, "RCPT TO:<bad")) {
-            send_all(conn, "550 no such user\r\n");
+            send_text(conn, "550 no such user\r\n");
         } else if (strcmp(line, "DATA") == 0) {
-            send_all(conn, "354 go ahead\r\n");
-            while (read_line(conn, line, sizeof line) && strcmp(line, ".") != 0)
-                ;
-            send_all(log_fd, "<message>\n");
-            send_all(conn, "250 queued\r\n");
+            send_text(conn, "354 go ahead\r\n");
+            skip_message(conn, line, sizeof line);
+            send_text(log_fd, "<message>\n");
+            send_text(conn, "250 queued\r\n");
         } else if (strcmp(line, "QUIT") == 0) {
-            send_all(conn, "221 bye\r\n");
+            send_text(conn, "221 bye\r\n");
             break;
         } else {
-            send_all(conn, "250 ok\r\n");
+            send_text(conn, "250 ok\r\n");
         }
     }
-}
-
-/* Forks a server that accepts one connection on 127.0.0.1:<port>. */
-static void fake_start(struct fake *f)
-{
-    struct sockaddr_in addr;
-    socklen_t len = sizeof addr;
-    int fd, pipefd[2];
-
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    CHECK(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
-    CHECK(listen(fd, 4) == 0);
-    CHECK(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
-    f->port = ntohs(addr.sin_port);
-    CHECK(pipe(pipefd) == 0);
-    fflush(NULL); /* the child must not flush the parent's buffered output */
-
-    f->pid = fork();
-    CHECK(f->pid >= 0);
-    if (f->pid == 0) {
-        int conn;
-        alarm(60); /* never outlive a test that died */
-        close(pipefd[0]);
-        conn = accept(fd, NULL, NULL);
-        if (conn < 0)
-            _exit(2);
-        close(fd);
-        serve(conn, pipefd[1]);
-        close(conn);
-        close(pipefd[1]);
-        _exit(0);
-    }
-    close(fd);
-    close(pipefd[1]);
-    f->log_fd = pipefd[0];
-}
-
-/* Waits for the server to finish; returns what it received (malloc'd). */
-static char *fake_finish(struct fake *f)
-{
-    size_t cap = 4096, len = 0;
-    char *buf = (char *)malloc(cap);
-    int status = 0;
-
-    CHECK(buf != NULL);
-    for (;;) {
-        ssize_t n;
-        if (len + 1 == cap) {
-            char *bigger = (char *)realloc(buf, cap * 2);
-            CHECK(bigger != NULL);
-            buf = bigger;
-            cap *= 2;
-        }
-        n = read(f->log_fd, buf + len, cap - len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        CHECK(n >= 0);
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
-    close(f->log_fd);
-    CHECK(waitpid(f->pid, &status, 0) == f->pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    return buf;
 }
 
 /*
@@ -440,25 +270,17 @@ static void test_not_connected(void)
 /* A server that never greets: connect gives up after the timeout. */
 static void test_timeout(void)
 {
-    struct sockaddr_in addr;
-    socklen_t len = sizeof addr;
     smtp_session *s;
     char buf[64];
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    uint16_t port;
+    int fd = bind_loopback(&port);
 
-    CHECK(fd >= 0);
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
     CHECK(listen(fd, 1) == 0); /* the kernel completes the handshake; no accept */
-    CHECK(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
 
     s = smtp_session_new();
     CHECK(s != NULL);
     CHECK_INT(smtp_session_set_timeout_ms(s, 300), SMTPC_OK);
-    CHECK_INT(smtp_session_connect(s, "127.0.0.1", ntohs(addr.sin_port), buf, sizeof buf),
-              SMTPC_E_TIMEOUT);
+    CHECK_INT(smtp_session_connect(s, "127.0.0.1", port, buf, sizeof buf), SMTPC_E_TIMEOUT);
     CHECK_INT(smtp_session_noop(s, buf, sizeof buf), SMTPC_E_STATE);
     smtp_session_free(s);
     close(fd);
@@ -467,24 +289,15 @@ static void test_timeout(void)
 /* Nothing listens: every address refuses. */
 static void test_connect_refused(void)
 {
-    struct sockaddr_in addr;
-    socklen_t len = sizeof addr;
     smtp_session *s;
     char buf[64];
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    uint16_t port;
 
-    CHECK(fd >= 0);
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
-    CHECK(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
-    close(fd); /* bound, never listened: the port is free and closed */
+    close(bind_loopback(&port)); /* bound, never listened: the port is free and closed */
 
     s = smtp_session_new();
     CHECK(s != NULL);
-    CHECK_INT(smtp_session_connect(s, "127.0.0.1", ntohs(addr.sin_port), buf, sizeof buf),
-              SMTPC_E_CONNECT);
+    CHECK_INT(smtp_session_connect(s, "127.0.0.1", port, buf, sizeof buf), SMTPC_E_CONNECT);
     CHECK(smtp_session_last_error(s, NULL, 0) > 0);
     CHECK_INT(smtp_session_noop(s, buf, sizeof buf), SMTPC_E_STATE);
     smtp_session_free(s);
@@ -588,7 +401,7 @@ static void test_session(void)
         "?RSET", /* smtplib resets after every recipient was refused */
         "QUIT", NULL,
     };
-    struct fake f, f2;
+    struct recorder f, f2;
     struct trace_log trace;
     smtp_session *s;
     char reply[512], one[1], canary[8], expected[4096], line[256];
@@ -601,11 +414,10 @@ static void test_session(void)
      * character (cap - 1 bytes of room for the text, then the NUL). */
     static const size_t utf8_fit[] = {0, 0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10, 11, 11};
 
-    /* Fork both servers before the library allocates anything: a forked
-     * child holds a copy of the heap, and under valgrind it would report
-     * the session it cannot see as leaked when it exits. */
-    fake_start(&f);
-    fake_start(&f2);
+    /* Fork both servers before the library allocates anything (see
+     * recorder_start in testlib.h). */
+    recorder_start(&f, 1, serve);
+    recorder_start(&f2, 1, serve);
     s = smtp_session_new();
     CHECK(s != NULL);
     CHECK_INT(smtp_session_set_timeout_ms(s, 10000), SMTPC_OK);
@@ -742,7 +554,7 @@ static void test_session(void)
     CHECK_INT(smtp_session_quit(s, reply, sizeof reply), SMTPC_E_STATE);
     CHECK_INT(smtp_session_has_extn(s, "size"), 0);
 
-    got = fake_finish(&f);
+    got = recorder_finish(&f);
     check_received(got, want);
     free(got);
 
@@ -753,7 +565,7 @@ static void test_session(void)
         CHECK_INT(smtp_session_docmd(s, "XCLOSE", NULL, reply, sizeof reply), SMTPC_E_CLOSED);
         CHECK(smtp_session_last_error(s, NULL, 0) > 0);
         CHECK_INT(smtp_session_noop(s, reply, sizeof reply), SMTPC_E_STATE);
-        got = fake_finish(&f2);
+        got = recorder_finish(&f2);
         check_received(got, want2);
         free(got);
     }
@@ -764,18 +576,18 @@ static void test_session(void)
 static void test_free_connected(void)
 {
     static const char *const want[] = {"EHLO client.example", NULL};
-    struct fake f;
+    struct recorder f;
     smtp_session *s;
     char *got;
 
-    fake_start(&f); /* before smtp_session_new: see test_session */
+    recorder_start(&f, 1, serve); /* before smtp_session_new: see test_session */
     s = smtp_session_new();
     CHECK(s != NULL);
     CHECK_INT(smtp_session_set_local_hostname(s, "client.example"), SMTPC_OK);
     CHECK_INT(smtp_session_connect(s, "127.0.0.1", f.port, NULL, 0), 220);
     CHECK_INT(smtp_session_ehlo(s, NULL, NULL, 0), 250); /* uses the local hostname */
     smtp_session_free(s);
-    got = fake_finish(&f);
+    got = recorder_finish(&f);
     check_received(got, want);
     free(got);
 }
