@@ -403,6 +403,30 @@ fn text(buf: &[c_char]) -> String {
         .into_owned()
 }
 
+/// `smtp_session_sendmail` to every address in `to` (from `cstrings`),
+/// the reply text into `buf`.
+///
+/// # Safety
+/// `s` is a live handle.
+unsafe fn c_sendmail(
+    s: *mut smtpc::ffi::smtp_session,
+    from: &CStr,
+    to: &[*const c_char],
+    msg: &[u8],
+    buf: &mut [c_char],
+) -> i32 {
+    smtpc::ffi::session::smtp_session_sendmail(
+        s,
+        from.as_ptr(),
+        to.as_ptr(),
+        to.len(),
+        msg.as_ptr().cast(),
+        msg.len(),
+        buf.as_mut_ptr(),
+        buf.len(),
+    )
+}
+
 fn cstrings(v: &[&str]) -> (Vec<CString>, Vec<*const c_char>) {
     let owned: Vec<CString> = v.iter().map(|s| CString::new(*s).unwrap()).collect();
     let ptrs = owned.iter().map(|c| c.as_ptr()).collect();
@@ -1844,7 +1868,6 @@ fn dsn_parameters_arrive_verbatim_on_smtp_sink() {
 #[test]
 fn c_api_set_dsn_sends_the_parameters_to_smtp_sink() {
     use smtpc::ffi::esmtp::smtp_session_set_dsn;
-    use smtpc::ffi::session::smtp_session_sendmail;
     let sink = start_sink(&[]);
     let c = CSession::new();
     c.connect(sink.port());
@@ -1866,32 +1889,14 @@ fn c_api_set_dsn_sends_the_parameters_to_smtp_sink() {
             SMTPC_E_INVALID,
             "a bad NOTIFY is refused"
         );
-        let rc = smtp_session_sendmail(
-            c.0,
-            from.as_ptr(),
-            to.as_ptr(),
-            1,
-            msg.as_ptr().cast(),
-            msg.len(),
-            buf.as_mut_ptr(),
-            buf.len(),
-        );
+        let rc = c_sendmail(c.0, &from, &to, &msg, &mut buf);
         assert_eq!(rc, 250, "{}", text(&buf));
         // All NULL and 0: DSN off.
         assert_eq!(
             smtp_session_set_dsn(c.0, std::ptr::null(), std::ptr::null(), std::ptr::null(), 0),
             SMTPC_OK
         );
-        let rc = smtp_session_sendmail(
-            c.0,
-            from.as_ptr(),
-            to.as_ptr(),
-            1,
-            msg.as_ptr().cast(),
-            msg.len(),
-            buf.as_mut_ptr(),
-            buf.len(),
-        );
+        let rc = c_sendmail(c.0, &from, &to, &msg, &mut buf);
         assert_eq!(rc, 250, "{}", text(&buf));
     }
     let d = sink.wait_dumped(2);
@@ -2008,7 +2013,7 @@ fn postfix_unknown_recipient_has_enhanced_code_5_1_1() {
 #[test]
 fn c_api_enhanced_codes_for_recipients_and_last_reply_on_postfix() {
     use smtpc::ffi::esmtp::{smtp_session_last_enhanced, smtp_session_rcpt_enhanced};
-    use smtpc::ffi::session::{smtp_session_rcpt_code, smtp_session_sendmail};
+    use smtpc::ffi::session::smtp_session_rcpt_code;
     let pf = Postfix::start();
     let c = CSession::new();
     c.connect(pf.submit);
@@ -2018,16 +2023,7 @@ fn c_api_enhanced_codes_for_recipients_and_last_reply_on_postfix() {
     let mut enh = [0 as c_char; 16];
     unsafe {
         let (_k, to) = cstrings(&[ALICE, UNKNOWN]);
-        let rc = smtp_session_sendmail(
-            c.0,
-            from.as_ptr(),
-            to.as_ptr(),
-            2,
-            msg.as_ptr().cast(),
-            msg.len(),
-            buf.as_mut_ptr(),
-            buf.len(),
-        );
+        let rc = c_sendmail(c.0, &from, &to, &msg, &mut buf);
         assert_eq!(rc, 250, "{}", text(&buf));
         assert_eq!(
             smtp_session_last_enhanced(c.0, enh.as_mut_ptr(), enh.len()),
@@ -2054,16 +2050,7 @@ fn c_api_enhanced_codes_for_recipients_and_last_reply_on_postfix() {
         );
 
         let (_k, to) = cstrings(&[UNKNOWN]);
-        let rc = smtp_session_sendmail(
-            c.0,
-            from.as_ptr(),
-            to.as_ptr(),
-            1,
-            msg.as_ptr().cast(),
-            msg.len(),
-            buf.as_mut_ptr(),
-            buf.len(),
-        );
+        let rc = c_sendmail(c.0, &from, &to, &msg, &mut buf);
         assert_eq!(rc, 550, "{}", text(&buf));
         assert_eq!(
             smtp_session_last_enhanced(c.0, enh.as_mut_ptr(), enh.len()),
@@ -2645,7 +2632,6 @@ fn lmtp_refused_recipient_has_no_delivery_reply_on_aiosmtpd() {
 #[test]
 fn c_api_lhlo_and_rcpt_data_code_on_aiosmtpd() {
     use smtpc::ffi::esmtp::{smtp_session_lhlo, smtp_session_rcpt_data_code};
-    use smtpc::ffi::session::smtp_session_sendmail;
     let aio = Aiosmtpd::start(AioOpts {
         lmtp: true,
         lmtp_fail_rcpts: vec!["full@lmtp.test".into()],
@@ -2667,16 +2653,7 @@ fn c_api_lhlo_and_rcpt_data_code_on_aiosmtpd() {
             "{}",
             text(&buf)
         );
-        let rc = smtp_session_sendmail(
-            c.0,
-            from.as_ptr(),
-            to.as_ptr(),
-            3,
-            msg.as_ptr().cast(),
-            msg.len(),
-            buf.as_mut_ptr(),
-            buf.len(),
-        );
+        let rc = c_sendmail(c.0, &from, &to, &msg, &mut buf);
         assert_eq!(rc, 250, "{}", text(&buf));
         assert_eq!(
             smtp_session_rcpt_data_code(c.0, 0, buf.as_mut_ptr(), buf.len()),

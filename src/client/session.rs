@@ -308,6 +308,12 @@ impl Session {
         self.run(|s| s.do_ehlo(name))
     }
 
+    /// Switches the session to LMTP (see `set_lmtp`) and sends LHLO.
+    pub fn lhlo(&mut self, name: Option<&str>) -> Result<Reply> {
+        self.set_lmtp(true);
+        self.ehlo(name)
+    }
+
     pub fn starttls(&mut self) -> Result<Reply> {
         self.run(Self::do_starttls)
     }

@@ -244,10 +244,6 @@ impl Transport {
         let _ = self.stream.tcp().set_write_timeout(Some(timeout));
     }
 
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// Bytes received but not yet consumed.
     pub fn buffered(&self) -> usize {
         self.rend - self.rpos

@@ -141,9 +141,7 @@ pub unsafe extern "C" fn smtp_session_lhlo(
     reply_cap: usize,
 ) -> c_int {
     command(s, reply, reply_cap, |session| {
-        let name = opt_arg(name, "LHLO name")?;
-        session.set_lmtp(true);
-        Ok(session.ehlo(name)?)
+        Ok(session.lhlo(opt_arg(name, "LHLO name")?)?)
     })
 }
 
