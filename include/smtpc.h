@@ -151,6 +151,42 @@
 #define SMTPC_STEP_HELO 5
 
 /**
+ * `smtp_session_outcome`, `smtp_session_batch_outcome`: no message was
+ * tried.
+ */
+#define SMTPC_OUTCOME_NONE 0
+
+/**
+ * The server's final reply to the whole message — to the end of data, or
+ * to `BDAT … LAST` — was read and was 2xx (LMTP: for at least one
+ * recipient, and every accepted recipient's reply was read). A 250 to an
+ * earlier BDAT chunk never makes a message accepted.
+ */
+#define SMTPC_OUTCOME_ACCEPTED 1
+
+/**
+ * The server refused the message: MAIL, every RCPT, DATA, a BDAT chunk or
+ * the message itself (the code and `failed_step` say which). Not
+ * delivered.
+ */
+#define SMTPC_OUTCOME_REFUSED 2
+
+/**
+ * Certainly not delivered, and not refused by the server: the library
+ * refused it before sending (bad address, too large…), neither EHLO nor
+ * HELO was accepted, or the connection failed before the message's end of
+ * data was handed to the network. Safe to send again.
+ */
+#define SMTPC_OUTCOME_NOT_SENT 3
+
+/**
+ * The end of data was sent but the connection failed before its final
+ * reply arrived: the server may have taken the message or not (the one
+ * window SMTP cannot close, RFC 1047). Sending again may duplicate it.
+ */
+#define SMTPC_OUTCOME_UNKNOWN 4
+
+/**
  * `smtp_session_set_tls_policy`: the caller calls STARTTLS (default).
  */
 #define SMTPC_TLS_MANUAL 0
@@ -241,7 +277,9 @@ int smtp_session_batch_add(smtp_session *s, const char *from, const char *const 
  * `SMTPC_OK` when every message got the server's answer (accepted or
  * refused: look at each); the EHLO/HELO refusal code (>= 100) when no
  * message could be sent; a negative code when the connection failed —
- * messages answered before that keep their results.
+ * messages answered before that keep their results (including replies
+ * that had arrived when a write failed), and every queued message has an
+ * outcome (`smtp_session_batch_outcome`).
  *
  * # Safety
  * `s` is NULL or a live handle.
@@ -279,9 +317,12 @@ size_t smtp_session_batch_count(const smtp_session *s);
  * (see `smtp_session_batch_failed_step`); its text goes to `reply`.
  *
  * # Returns
- * The reply code; a negative code when the message got no answer (refused
- * locally, e.g. `SMTPC_E_TOO_LARGE`, or the connection failed first);
- * `SMTPC_E_INVALID` when `i` is out of range; `SMTPC_E_NULL`.
+ * The reply code: 2xx only when the final reply to the whole message (to
+ * the end of data or `BDAT … LAST`) was read; a negative code when the
+ * message got no final answer (refused locally, e.g. `SMTPC_E_TOO_LARGE`,
+ * or the connection failed first: `smtp_session_batch_outcome` tells not
+ * sent from unknown); `SMTPC_E_INVALID` when `i` is out of range;
+ * `SMTPC_E_NULL`.
  *
  * # Safety
  * `s` is NULL or a live handle; `reply` is NULL or valid for `reply_cap`.
@@ -299,6 +340,24 @@ int smtp_session_batch_code(const smtp_session *s, size_t i, char *reply, size_t
  * `s` is NULL or a live handle.
  */
 int smtp_session_batch_failed_step(const smtp_session *s, size_t i);
+
+/**
+ * Where message `i` of the last batch stands. After `batch_send` every
+ * queued message has one (those never tried are `SMTPC_OUTCOME_NOT_SENT`),
+ * also when the connection failed: replies that had already arrived when a
+ * write failed are read and filed before the connection is closed.
+ *
+ * # Returns
+ * `SMTPC_OUTCOME_ACCEPTED`, `SMTPC_OUTCOME_REFUSED` (see
+ * `smtp_session_batch_code`), `SMTPC_OUTCOME_NOT_SENT` (safe to send
+ * again), `SMTPC_OUTCOME_UNKNOWN` (its end of data was sent, its final
+ * reply never came: sending again may duplicate it); `SMTPC_E_INVALID`
+ * when `i` is out of range; `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+int smtp_session_batch_outcome(const smtp_session *s, size_t i);
 
 /**
  * How many recipients message `i` of the last batch has answers for.
@@ -456,7 +515,10 @@ int smtp_session_auth(smtp_session *s, const char *mechanism, const char *user, 
  * is delivered.
  *
  * # Returns
- * As `smtp_session_sendmail`, plus `SMTPC_E_CALLBACK`.
+ * As `smtp_session_sendmail` (2xx only for the final reply to the whole
+ * message; `smtp_session_outcome` after a negative code), plus
+ * `SMTPC_E_CALLBACK` (the message is then `SMTPC_OUTCOME_NOT_SENT`: the
+ * connection is closed before its end of data).
  *
  * # Safety
  * As `smtp_session_sendmail`; `read` must be non-NULL and safe to call
@@ -543,9 +605,14 @@ smtp_session *smtp_session_new(void);
 void smtp_session_free(smtp_session *s);
 
 /**
- * Sets the timeout, in milliseconds, that covers the name lookup, the
- * connect (per address), the greeting, each whole reply, each write and
- * the TLS handshake.
+ * Sets the timeout, in milliseconds. Each of these is one operation with
+ * one deadline, however the bytes trickle: the name lookup; the connect
+ * (per address); the TLS handshake; each whole reply (the greeting
+ * included); each whole write of commands; and, unless
+ * `smtp_session_set_body_timeout_ms` sets its own, each message body —
+ * every write of it under DATA, or every BDAT chunk of it, from its first
+ * byte to its end. A call that waits on several operations may take
+ * several timeouts in all, never more than one per operation.
  * 0 is refused. Default: 30000.
  *
  * # Returns
@@ -555,6 +622,22 @@ void smtp_session_free(smtp_session *s);
  * `s` is NULL or a live handle.
  */
 int smtp_session_set_timeout_ms(smtp_session *s, uint32_t ms);
+
+/**
+ * Sets the bound, in milliseconds, on writing one whole message body
+ * (DATA: from its first byte to the end-of-data line; BDAT: every chunk
+ * of the message), for large messages over slow links; the wait for the
+ * message's final reply gets it too, since the server may still be reading
+ * what the socket buffers hold. 0 (default): the same as
+ * `smtp_session_set_timeout_ms`.
+ *
+ * # Returns
+ * `SMTPC_OK` or `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+int smtp_session_set_body_timeout_ms(smtp_session *s, uint32_t ms);
 
 /**
  * Sets the transcript level: 0 off (default), 1 smtplib's transcript
@@ -768,6 +851,11 @@ int smtp_session_login(smtp_session *s, const char *user, const char *password, 
  * `SMTPC_E_INVALID` (CR/LF/NUL or bad address, no recipients: nothing
  * sent), `SMTPC_E_TOO_LARGE` (over the server's SIZE: nothing sent),
  * `SMTPC_E_NOT_SUPPORTED` (8-bit message, no 8BITMIME), I/O codes.
+ * A 2xx is returned only when the server's final reply to the whole
+ * message (to the end of data, or to `BDAT … LAST`) was read; a chunk's
+ * 250 never counts. After a negative code, `smtp_session_outcome` tells a
+ * message certainly not delivered (`SMTPC_OUTCOME_NOT_SENT`) from one whose
+ * end of data was sent without a final reply (`SMTPC_OUTCOME_UNKNOWN`).
  *
  * # Safety
  * `s` is NULL or a live handle; `from` is NULL or a string; `to` is NULL
@@ -812,6 +900,23 @@ int smtp_session_rcpt_code(const smtp_session *s, size_t i, char *reply, size_t 
  * `s` is NULL or a live handle.
  */
 int smtp_session_failed_step(const smtp_session *s);
+
+/**
+ * Where the message of the last `sendmail` or `sendmail_cb` stands:
+ * accepted, refused by the server, not sent, or unknown (its end of data
+ * was sent but the connection failed before the final reply). Read it
+ * when `sendmail` returns a negative code, to know whether sending again
+ * could duplicate the message.
+ *
+ * # Returns
+ * `SMTPC_OUTCOME_NONE` (no `sendmail` yet), `SMTPC_OUTCOME_ACCEPTED`,
+ * `SMTPC_OUTCOME_REFUSED`, `SMTPC_OUTCOME_NOT_SENT`,
+ * `SMTPC_OUTCOME_UNKNOWN`; `SMTPC_E_NULL` when `s` is NULL.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+int smtp_session_outcome(const smtp_session *s);
 
 /**
  * Sends VRFY `address` (as given). Postfix answers 252 for a known user

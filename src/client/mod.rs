@@ -17,4 +17,4 @@ pub use error::{Error, ErrorKind, Result};
 pub use extensions::Extensions;
 pub use reply::{EnhancedCode, Reply};
 pub use session::{Session, Step, TlsPolicy, DEFAULT_TIMEOUT};
-pub use transaction::{Body, Dsn, Message, MessageSource, Outcome};
+pub use transaction::{Body, Delivery, Dsn, Message, MessageSource, Outcome};

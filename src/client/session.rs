@@ -21,7 +21,8 @@ use super::transaction::{
 };
 use super::transport::{self, TlsSettings, Transport};
 
-/// The default for connect, greeting, and each read and write.
+/// The default for the name lookup, connect, greeting, each reply, each
+/// write and each message body.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// smtplib's limit on AUTH challenge rounds.
@@ -59,6 +60,8 @@ pub struct Session {
     transport: Option<Transport>,
     host: String,
     timeout: Duration,
+    /// The bound on one whole message body; `None`: `timeout`.
+    body_timeout: Option<Duration>,
     tls: TlsSettings,
     tls_policy: TlsPolicy,
     allow_insecure_auth: bool,
@@ -82,6 +85,16 @@ pub struct Session {
     batch_queue: Vec<OwnedMessage>,
     batch: Vec<Outcome>,
     pub(crate) wbuf: Vec<u8>,
+    /// Bytes handed to the kernel on this connection (kept after a close):
+    /// with a message's end offset, it tells whether its end of data left.
+    pub(crate) sent: u64,
+    /// While a message body is written, the deadline all its writes share,
+    /// up to the write that carries its end; `body_open` until then.
+    pub(crate) body_deadline: Option<Instant>,
+    pub(crate) body_open: bool,
+    /// A write failed inside the transaction engine, which closes the
+    /// connection once it has read the replies already on their way.
+    pub(crate) write_failed: bool,
     /// The replies that queued commands will get, oldest first.
     pub(crate) expects: VecDeque<Expect>,
     /// Set while the transaction engine files replies itself, so that
@@ -102,6 +115,7 @@ impl Session {
             transport: None,
             host: String::new(),
             timeout: DEFAULT_TIMEOUT,
+            body_timeout: None,
             tls: TlsSettings::default(),
             tls_policy: TlsPolicy::default(),
             allow_insecure_auth: false,
@@ -122,6 +136,10 @@ impl Session {
             batch_queue: Vec::new(),
             batch: Vec::new(),
             wbuf: Vec::new(),
+            sent: 0,
+            body_deadline: None,
+            body_open: false,
+            write_failed: false,
             expects: VecDeque::new(),
             in_transaction: false,
             waits: 0,
@@ -135,6 +153,16 @@ impl Session {
         if let Some(t) = &mut self.transport {
             t.set_timeout(timeout);
         }
+    }
+
+    /// Bounds the writing of one whole message body (DATA or every BDAT
+    /// chunk of it, from its first byte to its end); `None`: the timeout.
+    pub fn set_body_timeout(&mut self, timeout: Option<Duration>) {
+        self.body_timeout = timeout;
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        self.body_timeout.unwrap_or(self.timeout)
     }
 
     pub fn timeout(&self) -> Duration {
@@ -372,7 +400,15 @@ impl Session {
     pub fn batch_send(&mut self) -> Result<Option<Reply>> {
         let queue = std::mem::take(&mut self.batch_queue);
         let mut source = SliceSource::new(&queue);
-        self.batch_send_from(&mut source)
+        let result = self.batch_send_from(&mut source);
+        // Every queued message gets an outcome: those never tried were
+        // not sent.
+        if let Err(e) = &result {
+            let untried = queue.len().saturating_sub(self.batch.len());
+            self.batch
+                .extend(std::iter::repeat_n(Outcome::not_sent(e.clone()), untried));
+        }
+        result
     }
 
     /// Like `batch_send`, with messages pulled from `source`.
@@ -476,6 +512,9 @@ impl Session {
         self.bdat_proven = false;
         self.wbuf.clear();
         self.expects.clear();
+        self.body_deadline = None;
+        self.body_open = false;
+        self.write_failed = false;
     }
 
     // ---- internals ------------------------------------------------------
@@ -517,6 +556,7 @@ impl Session {
         // A new connection starts with nothing queued from an old one.
         self.wbuf.clear();
         self.expects.clear();
+        self.sent = 0;
         self.host = host.to_string();
         self.extensions = None;
         self.helo_done = false;
@@ -776,14 +816,15 @@ impl Session {
     fn send_one(&mut self, msg: Message<'_>) -> Result<Reply> {
         self.last_outcome = Outcome::default();
         self.failed_step = Step::None;
-        // Nothing is sent, not even EHLO, for a malformed envelope (once
-        // EHLO is done, the engine checks it before sending).
-        if self.extensions.is_none() && !self.helo_done {
-            check_envelope(msg.from, &msg.to)?;
-        }
-        self.transport()?;
-        if let Some(refused) = self.ehlo_or_helo_if_needed()? {
+        let greeted = self.greet_for_message(&msg).inspect_err(|e| {
+            self.last_outcome = Outcome::not_sent(e.clone());
+        })?;
+        if let Some(refused) = greeted {
             self.failed_step = Step::Helo;
+            self.last_outcome = Outcome::not_sent(Error::new(
+                ErrorKind::Protocol,
+                format!("EHLO and HELO refused ({})", refused.code),
+            ));
             return Ok(refused);
         }
         let mut one = Some(msg);
@@ -803,6 +844,18 @@ impl Session {
             let _ = self.simple("rset", "");
         }
         Ok(reply)
+    }
+
+    /// What a message needs before its transaction: a connection and a
+    /// greeting (the refusal when neither EHLO nor HELO was accepted).
+    fn greet_for_message(&mut self, msg: &Message<'_>) -> Result<Option<Reply>> {
+        // Nothing is sent, not even EHLO, for a malformed envelope (once
+        // EHLO is done, the engine checks it before sending).
+        if self.extensions.is_none() && !self.helo_done {
+            check_envelope(msg.from, &msg.to)?;
+        }
+        self.transport()?;
+        self.ehlo_or_helo_if_needed()
     }
 
     fn simple(&mut self, verb: &str, args: &str) -> Result<Reply> {
@@ -835,16 +888,32 @@ impl Session {
         self.wbuf.extend_from_slice(line);
     }
 
+    /// Writes the write buffer within one timeout, or within the deadline
+    /// of the message body it holds. A failed write closes the connection,
+    /// except inside the transaction engine, which first reads the replies
+    /// already on their way (see `run_transactions`).
     pub(crate) fn flush(&mut self) -> Result<()> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
+        let deadline = self
+            .body_deadline
+            .unwrap_or_else(|| Instant::now() + self.timeout);
         let buf = std::mem::take(&mut self.wbuf);
-        let r = self.transport()?.write_all(&buf);
+        let mut sent = self.sent;
+        let r = self.transport()?.write_all(&buf, deadline, &mut sent);
+        self.sent = sent;
         self.wbuf = buf;
         self.wbuf.clear();
+        if !self.body_open {
+            self.body_deadline = None;
+        }
         if r.is_err() {
-            self.close();
+            if self.in_transaction {
+                self.write_failed = true;
+            } else {
+                self.close();
+            }
         }
         r
     }
@@ -853,7 +922,11 @@ impl Session {
     /// A failure here leaves the stream out of step, so it closes.
     pub(crate) fn read_reply(&mut self) -> Result<Reply> {
         self.flush()?;
-        let deadline = Instant::now() + self.timeout;
+        self.read_reply_by(Instant::now() + self.timeout)
+    }
+
+    /// Reads the next reply, whole, before `deadline`.
+    pub(crate) fn read_reply_by(&mut self, deadline: Instant) -> Result<Reply> {
         let mut parser = ReplyParser::new();
         if !self.transport()?.has_line() {
             self.waits += 1;

@@ -13,6 +13,7 @@
 //!   bounded by a window of outstanding replies.
 
 use std::io::Read;
+use std::time::{Duration, Instant};
 
 use super::command::{self, quote_addr};
 use super::data::{self, DataEncoder};
@@ -30,6 +31,11 @@ const CHUNK: usize = 256 * 1024;
 /// Replies the engine lets stay outstanding before it reads some: keeps the
 /// server's replies within socket buffers, so neither side can block.
 const WINDOW_REPLIES: usize = 512;
+
+/// After a failed write, how long the replies already on their way get to
+/// arrive before the connection is closed: a server that hung up has sent
+/// them already; a stalled one would not send them anyway.
+const SALVAGE_WAIT: Duration = Duration::from_millis(250);
 
 /// A message body: the caller's bytes, or a reader pulled in chunks.
 pub enum Body<'a> {
@@ -153,6 +159,30 @@ pub fn xtext(value: &str) -> String {
     out
 }
 
+/// Where a message stands, as far as the client can know. Only a final
+/// reply to the whole message — to the end of data or to `BDAT … LAST`;
+/// for LMTP, one per accepted recipient — makes it accepted; a chunk's 250
+/// never does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// No message was tried.
+    None,
+    /// The final reply was read and was positive (LMTP: for at least one
+    /// recipient, and every accepted recipient's reply was read).
+    Accepted,
+    /// The server refused it: MAIL, every RCPT, DATA, a chunk or the
+    /// message itself (see `result`). Not delivered.
+    Refused,
+    /// Certainly not delivered, with no refusal from the server: refused
+    /// by the library before sending, or the connection failed before its
+    /// end of data was sent.
+    NotSent,
+    /// The end of data was sent but its final reply never arrived: the
+    /// server may or may not have taken it (RFC 1047's window, which SMTP
+    /// cannot close).
+    Unknown,
+}
+
 /// What the server answered for one message.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -170,6 +200,11 @@ pub struct Outcome {
     n_rcpts: usize,
     pending: usize,
     bdat: bool,
+    /// Offset in the connection's byte stream just past this message's end
+    /// of data, once queued.
+    end_at: Option<u64>,
+    /// The connection failed after `end_at` had been handed to the kernel.
+    end_sent: bool,
 }
 
 fn accepted(r: &Reply) -> bool {
@@ -177,6 +212,27 @@ fn accepted(r: &Reply) -> bool {
 }
 
 impl Outcome {
+    /// An outcome for a message that never reached the wire.
+    pub fn not_sent(e: Error) -> Self {
+        Outcome {
+            error: Some(e),
+            ..Outcome::default()
+        }
+    }
+
+    /// Accepted, refused, not sent or unknown: see [`Delivery`].
+    pub fn delivery(&self) -> Delivery {
+        if self.error.is_none() && self.mail.is_none() && self.n_rcpts == 0 {
+            return Delivery::None;
+        }
+        match self.result() {
+            Ok((Step::None, _)) => Delivery::Accepted,
+            Ok(_) => Delivery::Refused,
+            Err(_) if self.end_sent => Delivery::Unknown,
+            Err(_) => Delivery::NotSent,
+        }
+    }
+
     /// MAIL and every RCPT answered, MAIL and at least one RCPT accepted.
     pub fn envelope_accepted(&self) -> bool {
         self.mail.as_ref().is_some_and(|m| m.code == 250)
@@ -248,8 +304,8 @@ pub(crate) enum Expect {
     Mail(usize),
     Rcpt(usize),
     Data(usize),
-    /// A BDAT chunk's reply; the one for `BDAT … LAST` is the final reply.
-    Bdat(usize),
+    /// A BDAT chunk's reply; `true` for `BDAT … LAST`, the final reply.
+    Bdat(usize, bool),
     /// The reply after a DATA body.
     Final(usize),
     /// LMTP: the delivery reply for recipient `.1`.
@@ -286,18 +342,26 @@ impl Session {
         let first = out.len();
         self.in_transaction = true;
         let result = self.drive(source, out);
-        self.in_transaction = false;
         if let Err(e) = &result {
-            // Failures that leave the stream out of step have closed the
-            // connection where they happened; others (a failing source) come
-            // after every reply was read, so the session stays usable.
+            // A failed read has closed the connection where it happened. A
+            // failed write leaves it open for reading: the replies already
+            // sent are read and filed first, so that a message the server
+            // accepted is reported so, not sent again. A failing source
+            // comes after every reply was read: the session stays usable.
+            if self.write_failed {
+                self.salvage_replies(out);
+            }
             self.expects.clear();
             for o in &mut out[first..] {
                 if o.pending > 0 || o.mail.is_none() {
                     o.error.get_or_insert_with(|| e.clone());
+                    o.end_sent = o.end_at.is_some_and(|end| self.sent >= end);
                 }
             }
         }
+        self.in_transaction = false;
+        self.body_deadline = None;
+        self.body_open = false;
         result
     }
 
@@ -541,6 +605,7 @@ impl Session {
                 // The server took DATA for an envelope it refused: an
                 // empty body delivers nothing.
                 self.expect(data::END_OF_DATA, Expect::Final(i), out);
+                out[i].end_at = Some(self.sent + self.wbuf.len() as u64);
                 self.expect(b"rset\r\n", Expect::Rset, out);
                 Ok(())
             }
@@ -603,6 +668,8 @@ impl Session {
         out: &mut [Outcome],
     ) -> Result<()> {
         let mut enc = DataEncoder::for_data();
+        let mut end_at = None;
+        self.open_body();
         // Encoded straight into the session's write buffer: a failure
         // closes the connection, which empties it, so nothing of a failed
         // body can go out later.
@@ -611,6 +678,8 @@ impl Session {
             enc.encode(piece, &mut s.wbuf);
             if last {
                 enc.finish(&mut s.wbuf);
+                end_at = Some(s.sent + s.wbuf.len() as u64);
+                s.body_open = false;
             }
             s.tracer.send(&s.wbuf[start..]);
             if s.wbuf.len() >= FLUSH_AT {
@@ -618,8 +687,16 @@ impl Session {
             }
             Ok(())
         })?;
+        out[i].end_at = end_at;
         self.expect_replies_after_body(i, out);
         Ok(())
+    }
+
+    /// Starts the one deadline a message body's writes share, up to the
+    /// write that carries its end.
+    fn open_body(&mut self) {
+        self.body_deadline = Some(Instant::now() + self.body_timeout());
+        self.body_open = true;
     }
 
     fn expect_replies_after_body(&mut self, i: usize, out: &mut [Outcome]) {
@@ -646,6 +723,7 @@ impl Session {
         out: &mut [Outcome],
     ) -> Result<()> {
         let mut enc = DataEncoder::for_bdat();
+        self.open_body();
         let mut chunk = Vec::with_capacity(CHUNK + CHUNK / 32);
         let binary = p.binary;
         let mut sent_last = false;
@@ -675,7 +753,11 @@ impl Session {
             s.wbuf.extend_from_slice(header.as_bytes());
             s.wbuf.extend_from_slice(&chunk);
             chunk.clear();
-            s.expect(b"", Expect::Bdat(i), out);
+            s.expect(b"", Expect::Bdat(i, last), out);
+            if last {
+                out[i].end_at = Some(s.sent + s.wbuf.len() as u64);
+                s.body_open = false;
+            }
             sent_last |= last;
             if s.wbuf.len() >= FLUSH_AT {
                 s.flush()?;
@@ -745,12 +827,26 @@ impl Session {
             Expect::Mail(i)
             | Expect::Rcpt(i)
             | Expect::Data(i)
-            | Expect::Bdat(i)
+            | Expect::Bdat(i, _)
             | Expect::Final(i)
             | Expect::Lmtp(i, _) => out[i].pending += 1,
             Expect::Rset => {}
         }
         self.expects.push_back(e);
+    }
+
+    /// After a failed write: reads the replies that arrive within
+    /// `SALVAGE_WAIT`, nothing more is sent, then closes.
+    fn salvage_replies(&mut self, out: &mut [Outcome]) {
+        self.wbuf.clear();
+        let until = Instant::now() + SALVAGE_WAIT.min(self.timeout());
+        while !self.expects.is_empty() && self.is_connected() {
+            // Nothing more is written: `dispatch_by` only reads.
+            if self.dispatch_by(out, until).is_err() {
+                break;
+            }
+        }
+        self.close();
     }
 
     fn drain(&mut self, out: &mut [Outcome]) -> Result<()> {
@@ -762,10 +858,28 @@ impl Session {
 
     /// Reads the next reply and files it where its command said.
     fn dispatch(&mut self, out: &mut [Outcome]) -> Result<()> {
+        if self.expects.is_empty() {
+            return Ok(());
+        }
+        self.flush()?;
+        // A body's final reply may wait for the server to read what the
+        // socket buffers still hold: it gets the body's timeout.
+        let wait = match self.expects.front() {
+            Some(Expect::Final(_) | Expect::Lmtp(..) | Expect::Bdat(_, true)) => {
+                self.body_timeout()
+            }
+            _ => self.timeout(),
+        };
+        self.dispatch_by(out, Instant::now() + wait)
+    }
+
+    /// `dispatch`, with the reply read before `deadline` (nothing is
+    /// written).
+    fn dispatch_by(&mut self, out: &mut [Outcome], deadline: Instant) -> Result<()> {
         let Some(expect) = self.expects.front().copied() else {
             return Ok(());
         };
-        let reply = self.read_reply()?;
+        let reply = self.read_reply_by(deadline)?;
         self.expects.pop_front();
         let closing = reply.code == 421;
         match expect {
@@ -775,9 +889,11 @@ impl Session {
                 self.tracer.data(reply.code, &reply.text);
                 out[i].data = Some(reply);
             }
-            Expect::Bdat(i) => {
+            Expect::Bdat(i, last) => {
                 // The first refused chunk decides; later ones only echo it.
-                if out[i].last.as_ref().is_none_or(Reply::is_positive) {
+                // A positive reply counts only for the last chunk: until
+                // then, the message is not accepted.
+                if out[i].last.is_none() && (last || !reply.is_positive()) {
                     out[i].last = Some(reply);
                 }
             }
@@ -795,7 +911,7 @@ impl Session {
         if let Expect::Mail(i)
         | Expect::Rcpt(i)
         | Expect::Data(i)
-        | Expect::Bdat(i)
+        | Expect::Bdat(i, _)
         | Expect::Final(i)
         | Expect::Lmtp(i, _) = expect
         {

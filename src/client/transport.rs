@@ -34,35 +34,64 @@ impl Default for TlsSettings {
 /// while keeping any overshoot this small.
 const RCVTIMEO_SLACK: Duration = Duration::from_millis(50);
 
-/// The TCP socket, reading under the deadline of the reply (or handshake)
-/// in progress. TLS reads go through it too, so a peer that drips bytes —
-/// of a reply, a TLS record or the handshake — cannot stretch one timeout
-/// into many.
+/// The TCP socket, reading and writing under the deadline of the operation
+/// in progress (a reply, a write, a message body, the handshake). TLS goes
+/// through it too, so a peer that drips bytes — or reads them a few at a
+/// time — cannot stretch one timeout into one per system call.
 struct Socket {
     tcp: TcpStream,
     deadline: Option<Instant>,
-    /// The receive timeout currently set on the socket.
+    /// The receive and send timeouts currently set on the socket.
     rcvtimeo: Duration,
+    sndtimeo: Duration,
 }
 
-impl Read for Socket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if let Some(deadline) = self.deadline {
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
-                let left = deadline - now;
-                if self.rcvtimeo > left + RCVTIMEO_SLACK || left > self.rcvtimeo + RCVTIMEO_SLACK {
-                    let t = left.max(Duration::from_millis(1));
-                    self.tcp.set_read_timeout(Some(t))?;
-                    self.rcvtimeo = t;
-                }
+/// What a socket call waits on: its timeout option and its current value.
+#[derive(Clone, Copy)]
+enum Dir {
+    Read,
+    Write,
+}
+
+impl Socket {
+    /// Sets the socket's timeout for `dir` to the time left before the
+    /// deadline (when far off); `WouldBlock` once the deadline has passed.
+    fn arm(&mut self, dir: Dir) -> io::Result<()> {
+        let Some(deadline) = self.deadline else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let left = deadline - now;
+        let current = match dir {
+            Dir::Read => &mut self.rcvtimeo,
+            Dir::Write => &mut self.sndtimeo,
+        };
+        if *current > left + RCVTIMEO_SLACK || left > *current + RCVTIMEO_SLACK {
+            let t = left.max(Duration::from_millis(1));
+            match dir {
+                Dir::Read => self.tcp.set_read_timeout(Some(t))?,
+                Dir::Write => self.tcp.set_write_timeout(Some(t))?,
             }
-            match self.tcp.read(buf) {
-                // The socket's timeout may end before the deadline (it is
-                // only re-set when far off): go round and check.
+            *current = t;
+        }
+        Ok(())
+    }
+
+    /// Retries `op` until it succeeds, fails, or the deadline passes: the
+    /// socket's timeout may end before the deadline (it is only re-set
+    /// when far off), and a blocking send that timed out may have sent
+    /// part of the buffer, which `op` reports.
+    fn with_deadline<T>(
+        &mut self,
+        dir: Dir,
+        mut op: impl FnMut(&mut TcpStream) -> io::Result<T>,
+    ) -> io::Result<T> {
+        loop {
+            self.arm(dir)?;
+            match op(&mut self.tcp) {
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -75,13 +104,19 @@ impl Read for Socket {
     }
 }
 
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.with_deadline(Dir::Read, |tcp| tcp.read(buf))
+    }
+}
+
 impl Write for Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tcp.write(buf)
+        self.with_deadline(Dir::Write, |tcp| tcp.write(buf))
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.tcp.write_vectored(bufs)
+        self.with_deadline(Dir::Write, |tcp| tcp.write_vectored(bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -212,6 +247,7 @@ impl Transport {
                 tcp,
                 deadline: None,
                 rcvtimeo: timeout,
+                sndtimeo: timeout,
             }),
             timeout,
         ))
@@ -241,7 +277,6 @@ impl Transport {
 
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
-        let _ = self.stream.tcp().set_write_timeout(Some(timeout));
     }
 
     /// Bytes received but not yet consumed.
@@ -331,11 +366,29 @@ impl Transport {
         }
     }
 
-    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        self.stream
-            .write_all(bytes)
-            .and_then(|_| self.stream.flush())
-            .map_err(|e| Error::io("sending", &e))
+    /// Writes all of `bytes` before `deadline` — one deadline for the
+    /// whole write, however slowly the peer reads. `sent` grows by every
+    /// byte handed to the kernel, also when the write then fails, so the
+    /// caller knows how far the stream got.
+    pub fn write_all(&mut self, mut bytes: &[u8], deadline: Instant, sent: &mut u64) -> Result<()> {
+        self.stream.socket_mut().deadline = Some(deadline);
+        let mut written = || -> io::Result<()> {
+            while !bytes.is_empty() {
+                match self.stream.write(bytes) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        *sent += n as u64;
+                        bytes = &bytes[n..];
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.stream.flush()
+        };
+        let result = written();
+        self.stream.socket_mut().deadline = None;
+        result.map_err(|e| Error::io("sending", &e))
     }
 
     /// Closes the socket (TLS close_notify is best effort).

@@ -75,7 +75,9 @@ fn batch_code(
 /// `SMTPC_OK` when every message got the server's answer (accepted or
 /// refused: look at each); the EHLO/HELO refusal code (>= 100) when no
 /// message could be sent; a negative code when the connection failed —
-/// messages answered before that keep their results.
+/// messages answered before that keep their results (including replies
+/// that had arrived when a write failed), and every queued message has an
+/// outcome (`smtp_session_batch_outcome`).
 ///
 /// # Safety
 /// `s` is NULL or a live handle.
@@ -155,9 +157,12 @@ fn outcome(session: &Session, i: usize) -> Result<&Outcome, c_int> {
 /// (see `smtp_session_batch_failed_step`); its text goes to `reply`.
 ///
 /// # Returns
-/// The reply code; a negative code when the message got no answer (refused
-/// locally, e.g. `SMTPC_E_TOO_LARGE`, or the connection failed first);
-/// `SMTPC_E_INVALID` when `i` is out of range; `SMTPC_E_NULL`.
+/// The reply code: 2xx only when the final reply to the whole message (to
+/// the end of data or `BDAT … LAST`) was read; a negative code when the
+/// message got no final answer (refused locally, e.g. `SMTPC_E_TOO_LARGE`,
+/// or the connection failed first: `smtp_session_batch_outcome` tells not
+/// sent from unknown); `SMTPC_E_INVALID` when `i` is out of range;
+/// `SMTPC_E_NULL`.
 ///
 /// # Safety
 /// `s` is NULL or a live handle; `reply` is NULL or valid for `reply_cap`.
@@ -191,6 +196,28 @@ pub unsafe extern "C" fn smtp_session_batch_failed_step(s: *const smtp_session, 
             Ok((step, _)) => super::session::step_code(step),
             Err(e) => code_of(e.kind),
         },
+        Err(code) => code,
+    })
+}
+
+/// Where message `i` of the last batch stands. After `batch_send` every
+/// queued message has one (those never tried are `SMTPC_OUTCOME_NOT_SENT`),
+/// also when the connection failed: replies that had already arrived when a
+/// write failed are read and filed before the connection is closed.
+///
+/// # Returns
+/// `SMTPC_OUTCOME_ACCEPTED`, `SMTPC_OUTCOME_REFUSED` (see
+/// `smtp_session_batch_code`), `SMTPC_OUTCOME_NOT_SENT` (safe to send
+/// again), `SMTPC_OUTCOME_UNKNOWN` (its end of data was sent, its final
+/// reply never came: sending again may duplicate it); `SMTPC_E_INVALID`
+/// when `i` is out of range; `SMTPC_E_NULL`.
+///
+/// # Safety
+/// `s` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_session_batch_outcome(s: *const smtp_session, i: usize) -> c_int {
+    query(s, SMTPC_E_NULL, |session| match outcome(session, i) {
+        Ok(o) => super::session::delivery_code(o.delivery()),
         Err(code) => code,
     })
 }

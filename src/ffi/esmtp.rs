@@ -211,7 +211,10 @@ pub unsafe extern "C" fn smtp_session_auth(
 /// is delivered.
 ///
 /// # Returns
-/// As `smtp_session_sendmail`, plus `SMTPC_E_CALLBACK`.
+/// As `smtp_session_sendmail` (2xx only for the final reply to the whole
+/// message; `smtp_session_outcome` after a negative code), plus
+/// `SMTPC_E_CALLBACK` (the message is then `SMTPC_OUTCOME_NOT_SENT`: the
+/// connection is closed before its end of data).
 ///
 /// # Safety
 /// As `smtp_session_sendmail`; `read` must be non-NULL and safe to call

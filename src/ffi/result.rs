@@ -63,6 +63,28 @@ pub const SMTPC_STEP_MESSAGE: c_int = 4;
 /// Neither EHLO nor HELO was accepted.
 pub const SMTPC_STEP_HELO: c_int = 5;
 
+/// `smtp_session_outcome`, `smtp_session_batch_outcome`: no message was
+/// tried.
+pub const SMTPC_OUTCOME_NONE: c_int = 0;
+/// The server's final reply to the whole message — to the end of data, or
+/// to `BDAT … LAST` — was read and was 2xx (LMTP: for at least one
+/// recipient, and every accepted recipient's reply was read). A 250 to an
+/// earlier BDAT chunk never makes a message accepted.
+pub const SMTPC_OUTCOME_ACCEPTED: c_int = 1;
+/// The server refused the message: MAIL, every RCPT, DATA, a BDAT chunk or
+/// the message itself (the code and `failed_step` say which). Not
+/// delivered.
+pub const SMTPC_OUTCOME_REFUSED: c_int = 2;
+/// Certainly not delivered, and not refused by the server: the library
+/// refused it before sending (bad address, too large…), neither EHLO nor
+/// HELO was accepted, or the connection failed before the message's end of
+/// data was handed to the network. Safe to send again.
+pub const SMTPC_OUTCOME_NOT_SENT: c_int = 3;
+/// The end of data was sent but the connection failed before its final
+/// reply arrived: the server may have taken the message or not (the one
+/// window SMTP cannot close, RFC 1047). Sending again may duplicate it.
+pub const SMTPC_OUTCOME_UNKNOWN: c_int = 4;
+
 /// `smtp_session_set_tls_policy`: the caller calls STARTTLS (default).
 pub const SMTPC_TLS_MANUAL: c_int = 0;
 /// `connect` runs EHLO and STARTTLS when offered, else stays in clear.

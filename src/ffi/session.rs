@@ -17,6 +17,7 @@ use super::macros::{
     arg, command, opt_arg, query, reply_query, set_flag, smtp_session, with_handle,
 };
 use super::result::*;
+use crate::client::transaction::Delivery;
 use crate::client::{Error, Session, Step};
 
 /// Receives one transcript line (NUL-terminated, no trailing newline) and
@@ -56,9 +57,14 @@ pub unsafe extern "C" fn smtp_session_free(s: *mut smtp_session) {
     }
 }
 
-/// Sets the timeout, in milliseconds, that covers the name lookup, the
-/// connect (per address), the greeting, each whole reply, each write and
-/// the TLS handshake.
+/// Sets the timeout, in milliseconds. Each of these is one operation with
+/// one deadline, however the bytes trickle: the name lookup; the connect
+/// (per address); the TLS handshake; each whole reply (the greeting
+/// included); each whole write of commands; and, unless
+/// `smtp_session_set_body_timeout_ms` sets its own, each message body —
+/// every write of it under DATA, or every BDAT chunk of it, from its first
+/// byte to its end. A call that waits on several operations may take
+/// several timeouts in all, never more than one per operation.
 /// 0 is refused. Default: 30000.
 ///
 /// # Returns
@@ -73,6 +79,26 @@ pub unsafe extern "C" fn smtp_session_set_timeout_ms(s: *mut smtp_session, ms: u
             return Err(Error::invalid("timeout must be > 0 ms").into());
         }
         session.set_timeout(Duration::from_millis(u64::from(ms)));
+        Ok(SMTPC_OK)
+    })
+}
+
+/// Sets the bound, in milliseconds, on writing one whole message body
+/// (DATA: from its first byte to the end-of-data line; BDAT: every chunk
+/// of the message), for large messages over slow links; the wait for the
+/// message's final reply gets it too, since the server may still be reading
+/// what the socket buffers hold. 0 (default): the same as
+/// `smtp_session_set_timeout_ms`.
+///
+/// # Returns
+/// `SMTPC_OK` or `SMTPC_E_NULL`.
+///
+/// # Safety
+/// `s` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_session_set_body_timeout_ms(s: *mut smtp_session, ms: u32) -> c_int {
+    with_handle(s, |session| {
+        session.set_body_timeout((ms > 0).then(|| Duration::from_millis(u64::from(ms))));
         Ok(SMTPC_OK)
     })
 }
@@ -411,6 +437,11 @@ pub unsafe extern "C" fn smtp_session_login(
 /// `SMTPC_E_INVALID` (CR/LF/NUL or bad address, no recipients: nothing
 /// sent), `SMTPC_E_TOO_LARGE` (over the server's SIZE: nothing sent),
 /// `SMTPC_E_NOT_SUPPORTED` (8-bit message, no 8BITMIME), I/O codes.
+/// A 2xx is returned only when the server's final reply to the whole
+/// message (to the end of data, or to `BDAT … LAST`) was read; a chunk's
+/// 250 never counts. After a negative code, `smtp_session_outcome` tells a
+/// message certainly not delivered (`SMTPC_OUTCOME_NOT_SENT`) from one whose
+/// end of data was sent without a final reply (`SMTPC_OUTCOME_UNKNOWN`).
 ///
 /// # Safety
 /// `s` is NULL or a live handle; `from` is NULL or a string; `to` is NULL
@@ -484,6 +515,36 @@ pub unsafe extern "C" fn smtp_session_rcpt_code(
 #[no_mangle]
 pub unsafe extern "C" fn smtp_session_failed_step(s: *const smtp_session) -> c_int {
     query(s, SMTPC_E_NULL, |session| step_code(session.failed_step()))
+}
+
+/// Where the message of the last `sendmail` or `sendmail_cb` stands:
+/// accepted, refused by the server, not sent, or unknown (its end of data
+/// was sent but the connection failed before the final reply). Read it
+/// when `sendmail` returns a negative code, to know whether sending again
+/// could duplicate the message.
+///
+/// # Returns
+/// `SMTPC_OUTCOME_NONE` (no `sendmail` yet), `SMTPC_OUTCOME_ACCEPTED`,
+/// `SMTPC_OUTCOME_REFUSED`, `SMTPC_OUTCOME_NOT_SENT`,
+/// `SMTPC_OUTCOME_UNKNOWN`; `SMTPC_E_NULL` when `s` is NULL.
+///
+/// # Safety
+/// `s` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_session_outcome(s: *const smtp_session) -> c_int {
+    query(s, SMTPC_E_NULL, |session| {
+        delivery_code(session.last_outcome().delivery())
+    })
+}
+
+pub(crate) fn delivery_code(d: Delivery) -> c_int {
+    match d {
+        Delivery::None => SMTPC_OUTCOME_NONE,
+        Delivery::Accepted => SMTPC_OUTCOME_ACCEPTED,
+        Delivery::Refused => SMTPC_OUTCOME_REFUSED,
+        Delivery::NotSent => SMTPC_OUTCOME_NOT_SENT,
+        Delivery::Unknown => SMTPC_OUTCOME_UNKNOWN,
+    }
 }
 
 pub(crate) fn step_code(step: Step) -> c_int {

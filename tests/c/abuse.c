@@ -2,7 +2,7 @@
  * abuse.c - every exported function of smtpc.h, called the wrong way.
  *
  * contract.c checks the core API; this file completes the matrix for all
- * 57 exports (the batch_*, ESMTP, LMTP, AUTH, streaming and status calls
+ * exports (the batch_*, ESMTP, LMTP, AUTH, streaming and status calls
  * included), each against what include/smtpc.h documents:
  *
  *   1. a NULL handle: SMTPC_E_NULL for int functions, 0 for the counts and
@@ -208,6 +208,7 @@ static void test_null_handle(void)
     CHECK(smtpc_version() != NULL);
 
     CHECK_INT(smtp_session_set_timeout_ms(NULL, 1000), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_set_body_timeout_ms(NULL, 1000), SMTPC_E_NULL);
     CHECK_INT(smtp_session_set_debuglevel(NULL, 1), SMTPC_E_NULL);
     CHECK_INT(smtp_session_set_trace(NULL, trace_never, NULL), SMTPC_E_NULL);
     CHECK_INT(smtp_session_set_trace(NULL, NULL, NULL), SMTPC_E_NULL);
@@ -274,6 +275,8 @@ static void test_null_handle(void)
     CHECK_INT(smtp_session_has_extn(NULL, NULL), 0);
     CHECK_INT(smtp_session_rcpt_count(NULL), 0);
     CHECK_INT(smtp_session_failed_step(NULL), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_outcome(NULL), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_batch_outcome(NULL, 0), SMTPC_E_NULL);
     CHECK_INT(smtp_session_close(NULL), SMTPC_E_NULL);
     CHECK_INT(smtp_session_is_connected(NULL), 0);
     CHECK_INT(smtp_session_is_tls(NULL), 0);
@@ -398,6 +401,9 @@ static void accept_optional_nulls(smtp_session *s)
     CHECK_INT(smtp_session_batch_count(s), 0);
     CHECK_INT(smtp_session_batch_code(s, 0, NULL, 0), SMTPC_E_INVALID);
     CHECK_INT(smtp_session_batch_failed_step(s, 0), SMTPC_E_INVALID);
+    CHECK_INT(smtp_session_batch_outcome(s, 0), SMTPC_E_INVALID);
+    CHECK_INT(smtp_session_outcome(s), SMTPC_OUTCOME_NONE);
+    CHECK_INT(smtp_session_set_body_timeout_ms(s, 0), SMTPC_OK);
     CHECK_INT(smtp_session_batch_rcpt_count(s, 0), 0);
     CHECK_INT(smtp_session_batch_rcpt_code(s, 0, 0, NULL, 0), SMTPC_E_INVALID);
     CHECK_INT(smtp_session_rcpt_data_code(s, 0, NULL, 0), SMTPC_E_INVALID);
@@ -722,6 +728,9 @@ static void test_connected(void)
     CHECK_INT(smtp_session_batch_failed_step(s, 0), SMTPC_STEP_NONE);
     CHECK_INT(smtp_session_batch_failed_step(s, 1), SMTPC_STEP_RCPT);
     CHECK_INT(smtp_session_batch_failed_step(s, 2), SMTPC_E_INVALID);
+    CHECK_INT(smtp_session_batch_outcome(s, 0), SMTPC_OUTCOME_ACCEPTED);
+    CHECK_INT(smtp_session_batch_outcome(s, 1), SMTPC_OUTCOME_REFUSED);
+    CHECK_INT(smtp_session_batch_outcome(s, 2), SMTPC_E_INVALID);
     CHECK_INT(smtp_session_batch_code(s, 2, buf, sizeof buf), SMTPC_E_INVALID);
     CHECK_STR(buf, "");
     CHECK_INT(smtp_session_batch_rcpt_count(s, 1), 1);

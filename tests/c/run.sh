@@ -56,6 +56,19 @@ step "header compiles alone as C99" \
 step "header compiles alone as C++" \
     "$CXX" -x c++ "${CXXFLAGS[@]}" -Iinclude -c "$OUT/header_only.c" -o "$OUT/header_only_cxx.o"
 
+# The abuse matrix covers every export: a function the header declares and
+# abuse.c never calls fails here, so a new export cannot be forgotten.
+abuse_covers_every_export() {
+    local missing
+    missing=$(grep -oE '\b(smtp_session|smtpc)_[a-z0-9_]+\(' include/smtpc.h \
+        | tr -d '(' | sort -u | while read -r fn; do
+            grep -q "\b$fn(" tests/c/abuse.c || echo "$fn"
+        done)
+    [ -z "$missing" ] || { echo "not in tests/c/abuse.c: $missing"; return 1; }
+    echo "$(grep -oE '\b(smtp_session|smtpc)_[a-z0-9_]+\(' include/smtpc.h | sort -u | wc -l) exports covered"
+}
+step "abuse.c calls every function of the header" abuse_covers_every_export
+
 built_tests=()
 for src in tests/c/*.c; do
     name="$(basename "$src" .c)"
