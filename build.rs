@@ -28,6 +28,11 @@ fn main() {
         .generate()
         .expect("cbindgen generates the header")
         .write_to_file(&out);
+    // cbindgen closes its `extern "C"` guard with `// __cplusplus`: a C99
+    // comment, which C89 with -pedantic refuses.
+    let header = std::fs::read_to_string(&out).expect("the header was written");
+    std::fs::write(&out, header.replace("// __cplusplus", "/* __cplusplus */"))
+        .expect("the header is writable");
 
     // Packagers ship libsmtpc.so.0; the ABI major is 0 while the API is v0.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libsmtpc.so.{major}");

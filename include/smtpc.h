@@ -104,7 +104,9 @@
 
 /**
  * A panic inside the library was caught; the handle is poisoned and every
- * later call on it returns this code (only `smtp_session_free` is useful).
+ * later call on it returns this code — the queries too (those returning a
+ * count or length return 0), except `smtp_session_last_error`, which
+ * gives the panic's message; only `smtp_session_free` is useful.
  */
 #define SMTPC_E_PANIC -16
 
@@ -112,6 +114,18 @@
  * A caller-supplied callback reported failure.
  */
 #define SMTPC_E_CALLBACK -17
+
+/**
+ * `smtp_session_cancel` stopped the call; the connection is closed.
+ */
+#define SMTPC_E_CANCELLED -18
+
+/**
+ * A call on a handle from inside one of that handle's own callbacks
+ * (trace, body reader, batch source), or a query made then: refused, as
+ * libcurl refuses recursive calls; nothing is sent.
+ */
+#define SMTPC_E_BUSY -19
 
 /**
  * The most reply text (all lines) the library accepts from a server;
@@ -213,8 +227,20 @@
  * Created by `smtp_session_new`, released by `smtp_session_free`. A handle
  * may move between threads but must not be used by two at once; separate
  * handles are independent.
+ *
+ * The exports reach the fields through raw-pointer projections, never a
+ * reference to the whole handle: `smtp_session_cancel` reads `cancel`
+ * while another thread is inside a call that holds `&mut inner`, and a
+ * call made from inside one of the handle's own callbacks must be refused
+ * (`busy`) without a second reference to `inner`.
  */
-typedef struct smtp_session smtp_session;
+typedef struct smtpc_session_handle smtpc_session_handle;
+
+/**
+ * The handle's C name (its struct tag is the library's own, so no other
+ * library's `struct smtp_session` converts to it silently).
+ */
+typedef smtpc_session_handle smtp_session;
 
 /**
  * Yields the next message of a batch through its out-parameters.
@@ -252,7 +278,7 @@ typedef void (*smtpc_trace_fn)(void *user, const char *line);
 
 #ifdef __cplusplus
 extern "C" {
-#endif // __cplusplus
+#endif /* __cplusplus */
 
 /**
  * Queues a copy of a message for `smtp_session_batch_send`. Addresses are
@@ -594,6 +620,42 @@ const char *smtpc_version(void);
 smtp_session *smtp_session_new(void);
 
 /**
+ * Cancels the call in flight on `s` from another thread: the one function
+ * that may be called while another thread is inside a call on the same
+ * handle. That call returns `SMTPC_E_CANCELLED` promptly (tens of
+ * milliseconds: during the name lookup, the connect, the TLS handshake, a
+ * wait for a reply or a body being written) and the connection is closed;
+ * the handle stays valid and can connect again. If no call is in flight,
+ * the next call on the handle returns `SMTPC_E_CANCELLED` at once, so a
+ * cancel that races with the start of a call is never lost; a binding
+ * cancels only while its own call is in flight. It must not race with
+ * `smtp_session_free`. Async-signal-unsafe (it takes a lock).
+ *
+ * # Returns
+ * `SMTPC_OK` or `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle, not being freed.
+ */
+int smtp_session_cancel(smtp_session *s);
+
+/**
+ * Sets the local address to connect from (smtplib's `source_address`):
+ * an IPv4 or IPv6 literal, and a port (0: any). Resolved server addresses
+ * of the other family are skipped; `connect` fails with `SMTPC_E_CONNECT`
+ * when none is left, or when the address cannot be bound. NULL clears it.
+ * Not used for UNIX-domain sockets.
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL`, `SMTPC_E_INVALID` (not an IP literal,
+ * CR/LF/NUL, bad UTF-8).
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `address` is NULL or a string.
+ */
+int smtp_session_set_source_address(smtp_session *s, const char *address, uint16_t port);
+
+/**
  * Closes the connection (without QUIT) and releases the handle.
  * If `s` is NULL this is a harmless no-op. Freeing a handle twice is
  * undefined behaviour, as with `free`.
@@ -721,8 +783,11 @@ int smtp_session_set_pipelining(smtp_session *s, int32_t on);
 
 /**
  * Connects to `host`:`port` (every resolved IPv4 and IPv6 address in
- * turn, each within the timeout) and reads the greeting. A greeting other
- * than 220 is returned and the connection closed, as smtplib does.
+ * turn, each within the timeout; from the source address when one is set)
+ * and reads the greeting. A `host` starting with `/` is the path of a
+ * UNIX-domain socket (`port` is ignored), as smtplib's LMTP takes a path.
+ * A greeting other than 220 is returned and the connection closed, as
+ * smtplib does.
  *
  * # Returns
  * The greeting's code, or `SMTPC_E_RESOLVE`, `SMTPC_E_CONNECT`,
@@ -1074,6 +1139,6 @@ size_t smtp_session_last_error(const smtp_session *s, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }  // extern "C"
-#endif  // __cplusplus
+#endif  /* __cplusplus */
 
 #endif  /* SMTPC_H */

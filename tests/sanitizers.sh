@@ -103,7 +103,7 @@ step "sanitizer runtimes, valgrind, smtp-sink installed" need_pkgs || finish
 step "scripts/install-deps.sh (aiosmtpd for the examples)" bash scripts/install-deps.sh
 
 # --- build ----------------------------------------------------------------
-for name in contract abuse threads; do
+for name in contract abuse threads cancel; do
     step "build $name (ASan+UBSan)" "$CC" "${STRICT[@]}" "${SAN[@]}" -Iinclude \
         -o "$OUT/$name" "tests/c/$name.c" "${LINK[@]}"
 done
@@ -116,6 +116,10 @@ step "build threads (plain, for helgrind)" "$CC" "${STRICT[@]}" -Iinclude \
     -o "$OUT/threads-plain" tests/c/threads.c "${LINK[@]}"
 step "build threads (TSan)" "$CC" "${STRICT[@]}" -fsanitize=thread -Iinclude \
     -o "$OUT/threads-tsan" tests/c/threads.c "${LINK[@]}"
+step "build cancel (plain, for helgrind)" "$CC" "${STRICT[@]}" -Iinclude \
+    -o "$OUT/cancel-plain" tests/c/cancel.c "${LINK[@]}"
+step "build cancel (TSan)" "$CC" "${STRICT[@]}" -fsanitize=thread -Iinclude \
+    -o "$OUT/cancel-tsan" tests/c/cancel.c "${LINK[@]}"
 cat >"$OUT/leak_canary.c" <<'EOF'
 /* Leaks one session on purpose: LeakSanitizer must
  * report it, or the clean runs above prove nothing about the library. */
@@ -134,6 +138,13 @@ step "build leak canary (ASan)" "$CC" "${STRICT[@]}" "${SAN[@]}" -Iinclude \
 # --- ASan + UBSan ------------------------------------------------------------
 [ -x "$OUT/contract" ] && step "contract (ASan+UBSan)" "$OUT/contract"
 [ -x "$OUT/abuse" ] && step "abuse (ASan+UBSan)" "$OUT/abuse"
+# smtp_session_cancel from a second thread, against a server that never
+# answers: ASan, helgrind (every access of both threads, the library's
+# included) and TSan.
+[ -x "$OUT/cancel" ] && step "cancel (ASan+UBSan)" "$OUT/cancel" 10
+[ -x "$OUT/cancel-plain" ] && step "cancel under helgrind" "${HELGRIND[@]}" "$OUT/cancel-plain" 3
+[ -x "$OUT/cancel-tsan" ] && step "cancel under ThreadSanitizer" \
+    env ASAN_OPTIONS= TSAN_OPTIONS="halt_on_error=1" "$OUT/cancel-tsan" 10
 if ls "$OUT/examples/"* >/dev/null 2>&1; then
     step "examples.sh (ASan+UBSan)" env EXAMPLES_DIR="$OUT/examples" bash tests/c/examples.sh
 fi

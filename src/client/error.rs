@@ -37,6 +37,8 @@ pub enum ErrorKind {
     Insecure,
     /// A caller-supplied callback reported failure.
     Callback,
+    /// Another thread cancelled the call (`Canceller::cancel`).
+    Cancelled,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

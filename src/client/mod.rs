@@ -2,6 +2,7 @@
 //! its own; the C API in `ffi` is a thin layer over it.
 
 pub mod auth;
+pub mod cancel;
 pub mod command;
 pub mod data;
 pub mod error;

@@ -6,10 +6,12 @@
 
 use std::collections::VecDeque;
 use std::io::Read;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::auth::{self, Mechanism};
+use super::cancel::Canceller;
 use super::command::{self, check_arg, check_hostname, quote_addr};
 use super::error::{Error, ErrorKind, Result};
 use super::extensions::Extensions;
@@ -19,7 +21,7 @@ use super::trace::{TraceSink, Tracer};
 use super::transaction::{
     Body, Dsn, Expect, Message, MessageSource, Outcome, OwnedMessage, SliceSource,
 };
-use super::transport::{self, TlsSettings, Transport};
+use super::transport::{self, ConnectOptions, TlsSettings, Transport};
 
 /// The default for the name lookup, connect, greeting, each reply, each
 /// write and each message body.
@@ -62,6 +64,9 @@ pub struct Session {
     timeout: Duration,
     /// The bound on one whole message body; `None`: `timeout`.
     body_timeout: Option<Duration>,
+    /// The local address to connect from.
+    source: Option<SocketAddr>,
+    cancel: Arc<Canceller>,
     tls: TlsSettings,
     tls_policy: TlsPolicy,
     allow_insecure_auth: bool,
@@ -116,6 +121,8 @@ impl Session {
             host: String::new(),
             timeout: DEFAULT_TIMEOUT,
             body_timeout: None,
+            source: None,
+            cancel: Arc::default(),
             tls: TlsSettings::default(),
             tls_policy: TlsPolicy::default(),
             allow_insecure_auth: false,
@@ -163,6 +170,28 @@ impl Session {
 
     pub fn body_timeout(&self) -> Duration {
         self.body_timeout.unwrap_or(self.timeout)
+    }
+
+    /// The local address (and port; 0 for any) to connect from; `None`
+    /// lets the system choose. Resolved addresses of the other family are
+    /// skipped.
+    pub fn set_source_address(&mut self, address: Option<&str>, port: u16) -> Result<()> {
+        self.source = match address {
+            None => None,
+            Some(a) => {
+                check_arg("source address", a)?;
+                let ip: IpAddr = a.parse().map_err(|_| {
+                    Error::invalid(format!("source address {a:?} is not an IP address"))
+                })?;
+                Some(SocketAddr::new(ip, port))
+            }
+        };
+        Ok(())
+    }
+
+    /// What another thread uses to cancel this session's call in flight.
+    pub fn canceller(&self) -> Arc<Canceller> {
+        self.cancel.clone()
     }
 
     pub fn timeout(&self) -> Duration {
@@ -523,7 +552,13 @@ impl Session {
     /// the reply the verb returns the last reply (whatever else it read).
     fn run<T: Answer>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.last_error = None;
-        let result = f(self);
+        let result = self.cancel.check().and_then(|_| f(self));
+        // A cancel lasts until the call it raced with returns.
+        self.cancel.clear();
+        if matches!(&result, Err(e) if e.kind == ErrorKind::Cancelled) {
+            // The stream is out of step wherever the call stopped.
+            self.close();
+        }
         match &result {
             Ok(answer) => {
                 if let Some(r) = answer.reply() {
@@ -542,15 +577,24 @@ impl Session {
     }
 
     fn open(&mut self, host: &str, port: u16, implicit_tls: bool) -> Result<Reply> {
-        check_hostname("host", host)?;
+        if host.starts_with('/') {
+            check_arg("socket path", host)?;
+        } else {
+            check_hostname("host", host)?;
+        }
         if self.transport.is_some() {
             return Err(Error::state("already connected; quit or close first"));
         }
         self.tracer.connect(host, port);
+        let opts = ConnectOptions {
+            timeout: self.timeout,
+            source: self.source,
+            cancel: self.cancel.clone(),
+        };
         let t = if implicit_tls {
-            transport::connect_tls(host, port, self.timeout, &self.tls)?
+            transport::connect_tls(host, port, &opts, &self.tls)?
         } else {
-            Transport::connect(host, port, self.timeout)?
+            Transport::connect(host, port, &opts)?
         };
         self.transport = Some(t);
         // A new connection starts with nothing queued from an old one.
@@ -802,7 +846,9 @@ impl Session {
             .as_ref()
             .and_then(Transport::peer_addr)
             .map(|a| a.ip());
-        if auth_allowed(self.is_tls(), peer, self.allow_insecure_auth) {
+        // A UNIX-domain socket never leaves the machine.
+        let local = self.transport.as_ref().is_some_and(Transport::is_unix);
+        if local || auth_allowed(self.is_tls(), peer, self.allow_insecure_auth) {
             Ok(())
         } else {
             Err(Error::new(

@@ -2,13 +2,17 @@
 //! connect, read and write, and a buffered line reader.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc;
+use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use socket2::{Domain, SockAddr, Socket as RawSocket, Type};
+
 use native_tls::{Certificate, HandshakeError, TlsConnector, TlsStream};
 
+use super::cancel::{self, Canceller, SLICE};
 use super::error::{Error, ErrorKind, Result};
 use super::reply::MAX_REPLY_BYTES;
 
@@ -39,7 +43,10 @@ const RCVTIMEO_SLACK: Duration = Duration::from_millis(50);
 /// through it too, so a peer that drips bytes — or reads them a few at a
 /// time — cannot stretch one timeout into one per system call.
 struct Socket {
-    tcp: TcpStream,
+    sock: RawSocket,
+    /// Shuts `sock` down when another thread cancels; told before `sock`
+    /// closes (see `Drop`).
+    cancel: Arc<Canceller>,
     deadline: Option<Instant>,
     /// The receive and send timeouts currently set on the socket.
     rcvtimeo: Duration,
@@ -72,8 +79,8 @@ impl Socket {
         if *current > left + RCVTIMEO_SLACK || left > *current + RCVTIMEO_SLACK {
             let t = left.max(Duration::from_millis(1));
             match dir {
-                Dir::Read => self.tcp.set_read_timeout(Some(t))?,
-                Dir::Write => self.tcp.set_write_timeout(Some(t))?,
+                Dir::Read => self.sock.set_read_timeout(Some(t))?,
+                Dir::Write => self.sock.set_write_timeout(Some(t))?,
             }
             *current = t;
         }
@@ -87,11 +94,14 @@ impl Socket {
     fn with_deadline<T>(
         &mut self,
         dir: Dir,
-        mut op: impl FnMut(&mut TcpStream) -> io::Result<T>,
+        mut op: impl FnMut(&mut RawSocket) -> io::Result<T>,
     ) -> io::Result<T> {
         loop {
+            if self.cancel.is_requested() {
+                return Err(io::Error::other("cancelled"));
+            }
             self.arm(dir)?;
-            match op(&mut self.tcp) {
+            match op(&mut self.sock) {
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -104,23 +114,29 @@ impl Socket {
     }
 }
 
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.cancel.watch(None);
+    }
+}
+
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.with_deadline(Dir::Read, |tcp| tcp.read(buf))
+        self.with_deadline(Dir::Read, |s| s.read(buf))
     }
 }
 
 impl Write for Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.with_deadline(Dir::Write, |tcp| tcp.write(buf))
+        self.with_deadline(Dir::Write, |s| s.write(buf))
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.with_deadline(Dir::Write, |tcp| tcp.write_vectored(bufs))
+        self.with_deadline(Dir::Write, |s| s.write_vectored(bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.tcp.flush()
+        Ok(())
     }
 }
 
@@ -144,8 +160,8 @@ impl Stream {
         }
     }
 
-    fn tcp(&self) -> &TcpStream {
-        &self.socket().tcp
+    fn sock(&self) -> &RawSocket {
+        &self.socket().sock
     }
 }
 
@@ -202,22 +218,48 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+/// How to open a connection.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub timeout: Duration,
+    /// The local address (and port, 0 for any) to connect from; addresses
+    /// of the other family are skipped.
+    pub source: Option<SocketAddr>,
+    pub cancel: Arc<Canceller>,
+}
+
 impl Transport {
     /// Connects to the first address of `host` that answers, trying every
-    /// resolved address (IPv4 and IPv6) with `timeout` each.
-    pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<Self> {
-        let addrs = resolve(host, port, timeout)?;
+    /// resolved address (IPv4 and IPv6) with `timeout` each; a `host`
+    /// starting with `/` is the path of a UNIX-domain socket.
+    pub fn connect(host: &str, port: u16, opts: &ConnectOptions) -> Result<Self> {
+        opts.cancel.check()?;
+        if host.starts_with('/') {
+            return Self::connect_unix(host, opts);
+        }
+        let mut addrs = resolve(host, port, opts.timeout, &opts.cancel)?;
+        if let Some(source) = opts.source {
+            addrs.retain(|a| a.is_ipv4() == source.is_ipv4());
+            if addrs.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::Connect,
+                    format!(
+                        "{host} has no {} address to reach from source address {}",
+                        if source.is_ipv4() { "IPv4" } else { "IPv6" },
+                        source.ip()
+                    ),
+                ));
+            }
+        }
         let mut failures = Vec::new();
         let mut timed_out = true;
         for addr in &addrs {
-            match TcpStream::connect_timeout(addr, timeout) {
-                Ok(tcp) => return Self::from_tcp(tcp, timeout),
+            match connect_one(addr, opts) {
+                Ok(sock) => return Self::from_socket(sock, opts, true),
+                Err(e) if e.kind == ErrorKind::Cancelled => return Err(e),
                 Err(e) => {
-                    timed_out &= matches!(
-                        e.kind(),
-                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                    );
-                    failures.push(format!("{addr}: {e}"));
+                    timed_out &= e.kind == ErrorKind::Timeout;
+                    failures.push(format!("{addr}: {}", e.message));
                 }
             }
         }
@@ -235,22 +277,40 @@ impl Transport {
         ))
     }
 
-    fn from_tcp(tcp: TcpStream, timeout: Duration) -> Result<Self> {
+    fn connect_unix(path: &str, opts: &ConnectOptions) -> Result<Self> {
+        let failed = |e: io::Error| {
+            Error::new(
+                ErrorKind::Connect,
+                format!("cannot connect to UNIX socket {path}: {e}"),
+            )
+        };
+        let addr = SockAddr::unix(path).map_err(failed)?;
+        let sock = RawSocket::new(Domain::UNIX, Type::STREAM, None).map_err(failed)?;
+        // A local connect completes or fails at once; no wait to bound.
+        sock.connect(&addr).map_err(failed)?;
+        Self::from_socket(sock, opts, false)
+    }
+
+    fn from_socket(sock: RawSocket, opts: &ConnectOptions, tcp: bool) -> Result<Self> {
         let setup = |e: io::Error| Error::io("socket setup", &e);
-        // Commands are small and each waits for a reply: Nagle would hold
-        // them for the peer's delayed ACK.
-        tcp.set_nodelay(true).map_err(setup)?;
-        tcp.set_write_timeout(Some(timeout)).map_err(setup)?;
-        tcp.set_read_timeout(Some(timeout)).map_err(setup)?;
-        Ok(Self::over(
-            Stream::Plain(Socket {
-                tcp,
-                deadline: None,
-                rcvtimeo: timeout,
-                sndtimeo: timeout,
-            }),
-            timeout,
-        ))
+        if tcp {
+            // Commands are small and each waits for a reply: Nagle would
+            // hold them for the peer's delayed ACK.
+            sock.set_nodelay(true).map_err(setup)?;
+        }
+        sock.set_write_timeout(Some(opts.timeout)).map_err(setup)?;
+        sock.set_read_timeout(Some(opts.timeout)).map_err(setup)?;
+        opts.cancel.watch(Some(sock.as_raw_fd()));
+        let socket = Socket {
+            sock,
+            cancel: opts.cancel.clone(),
+            deadline: None,
+            rcvtimeo: opts.timeout,
+            sndtimeo: opts.timeout,
+        };
+        // A cancel that came before `watch` found no socket to shut down.
+        opts.cancel.check()?;
+        Ok(Self::over(Stream::Plain(socket), opts.timeout))
     }
 
     fn over(stream: Stream, timeout: Duration) -> Self {
@@ -267,12 +327,21 @@ impl Transport {
         matches!(self.stream, Stream::Tls(_))
     }
 
+    /// The server's address; `None` over a UNIX-domain socket.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.stream.tcp().peer_addr().ok()
+        self.stream.sock().peer_addr().ok()?.as_socket()
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.stream.tcp().local_addr().ok()
+        self.stream.sock().local_addr().ok()?.as_socket()
+    }
+
+    /// Over a UNIX-domain socket: the peer is on this machine.
+    pub fn is_unix(&self) -> bool {
+        self.stream
+            .sock()
+            .local_addr()
+            .is_ok_and(|a| a.domain() == Domain::UNIX)
     }
 
     pub fn set_timeout(&mut self, timeout: Duration) {
@@ -297,8 +366,10 @@ impl Transport {
         };
         let connector = build_connector(settings)?;
         socket.deadline = Some(Instant::now() + timeout);
+        let cancel = socket.cancel.clone();
         let mut tls = match connector.connect(host, socket) {
             Ok(tls) => tls,
+            Err(_) if cancel.is_requested() => return Err(cancel::cancelled()),
             Err(HandshakeError::WouldBlock(_)) => {
                 return Err(Error::new(ErrorKind::Timeout, "TLS handshake: timed out"))
             }
@@ -357,6 +428,7 @@ impl Transport {
         let got = self.stream.read(&mut self.rbuf[self.rend..]);
         self.stream.socket_mut().deadline = None;
         match got {
+            _ if self.cancelled() => Err(cancel::cancelled()),
             Ok(0) => Err(Error::new(ErrorKind::Closed, "connection closed by server")),
             Ok(n) => {
                 self.rend += n;
@@ -388,7 +460,16 @@ impl Transport {
         };
         let result = written();
         self.stream.socket_mut().deadline = None;
-        result.map_err(|e| Error::io("sending", &e))
+        match result {
+            Err(_) if self.cancelled() => Err(cancel::cancelled()),
+            r => r.map_err(|e| Error::io("sending", &e)),
+        }
+    }
+
+    /// Another thread cancelled the call in flight: whatever the socket
+    /// said after its shutdown is not the server's doing.
+    fn cancelled(&self) -> bool {
+        self.stream.socket().cancel.is_requested()
     }
 
     /// Closes the socket (TLS close_notify is best effort).
@@ -396,7 +477,7 @@ impl Transport {
         if let Stream::Tls(tls) = &mut self.stream {
             let _ = tls.shutdown();
         }
-        let _ = self.stream.tcp().shutdown(Shutdown::Both);
+        let _ = self.stream.sock().shutdown(Shutdown::Both);
     }
 }
 
@@ -404,7 +485,12 @@ impl Transport {
 /// of its own, so a name lookup runs on a thread of its own that the
 /// connect stops waiting for (as libcurl's threaded resolver); an IP
 /// literal needs no lookup.
-fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>> {
+fn resolve(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    cancel: &Canceller,
+) -> Result<Vec<SocketAddr>> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
@@ -419,21 +505,23 @@ fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>> 
             let _ = tx.send(found);
         })
         .map_err(|e| Error::new(ErrorKind::Resolve, format!("cannot resolve {host}: {e}")))?;
-    let addrs = match rx.recv_timeout(timeout) {
-        Ok(Ok(addrs)) => addrs,
-        Ok(Err(e)) => {
-            return Err(Error::new(
-                ErrorKind::Resolve,
-                format!("cannot resolve {host}: {e}"),
-            ))
-        }
-        Err(_) => {
-            return Err(Error::new(
-                ErrorKind::Timeout,
-                format!("resolving {host}: timed out"),
-            ))
+    let deadline = Instant::now() + timeout;
+    let found = loop {
+        cancel.check()?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left.min(SLICE)) {
+            Ok(found) => break found,
+            Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {}
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("resolving {host}: timed out"),
+                ))
+            }
         }
     };
+    let addrs =
+        found.map_err(|e| Error::new(ErrorKind::Resolve, format!("cannot resolve {host}: {e}")))?;
     if addrs.is_empty() {
         return Err(Error::new(
             ErrorKind::Resolve,
@@ -443,14 +531,75 @@ fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>> 
     Ok(addrs)
 }
 
+/// One TCP connect to `addr` (from `opts.source` when set), within the
+/// timeout, woken every `SLICE` to see whether it was cancelled.
+fn connect_one(addr: &SocketAddr, opts: &ConnectOptions) -> Result<RawSocket> {
+    let failed = |e: io::Error| Error::new(ErrorKind::Connect, e.to_string());
+    let sock = RawSocket::new(Domain::for_address(*addr), Type::STREAM, None).map_err(failed)?;
+    if let Some(source) = opts.source {
+        sock.bind(&source.into()).map_err(|e| {
+            Error::new(
+                ErrorKind::Connect,
+                format!("cannot bind source address {source}: {e}"),
+            )
+        })?;
+    }
+    sock.set_nonblocking(true).map_err(failed)?;
+    match sock.connect(&(*addr).into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+            let deadline = Instant::now() + opts.timeout;
+            loop {
+                opts.cancel.check()?;
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::new(ErrorKind::Timeout, "connect timed out"));
+                }
+                if poll_writable(&sock, left.min(SLICE)).map_err(failed)? {
+                    break;
+                }
+            }
+            if let Some(e) = sock.take_error().map_err(failed)? {
+                return Err(failed(e));
+            }
+        }
+        Err(e) => return Err(failed(e)),
+    }
+    sock.set_nonblocking(false).map_err(failed)?;
+    Ok(sock)
+}
+
+/// Whether `sock` became writable (its connect finished) within `wait`.
+fn poll_writable(sock: &RawSocket, wait: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let ms = wait.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+    // SAFETY: one valid pollfd.
+    match unsafe { libc::poll(&mut pfd, 1, ms) } {
+        -1 => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+        0 => Ok(false),
+        _ => Ok(true),
+    }
+}
+
 /// Connects with implicit TLS: the handshake comes before any SMTP.
 pub fn connect_tls(
     host: &str,
     port: u16,
-    timeout: Duration,
+    opts: &ConnectOptions,
     settings: &TlsSettings,
 ) -> Result<Transport> {
-    Transport::connect(host, port, timeout)?.start_tls(host, settings)
+    Transport::connect(host, port, opts)?.start_tls(host, settings)
 }
 
 fn build_connector(settings: &TlsSettings) -> Result<TlsConnector> {
@@ -527,14 +676,15 @@ mod tests {
     #[test]
     fn ip_literals_need_no_lookup_and_names_resolve() {
         let t = Duration::from_secs(5);
+        let c = Canceller::default();
         assert_eq!(
-            resolve("::1", 25, t).unwrap(),
+            resolve("::1", 25, t, &c).unwrap(),
             ["[::1]:25".parse::<SocketAddr>().unwrap()]
         );
-        assert_eq!(resolve("127.0.0.1", 25, t).unwrap().len(), 1);
-        let local = resolve("localhost", 25, t).unwrap();
+        assert_eq!(resolve("127.0.0.1", 25, t, &c).unwrap().len(), 1);
+        let local = resolve("localhost", 25, t, &c).unwrap();
         assert!(local.iter().all(|a| a.ip().is_loopback() && a.port() == 25));
-        let e = resolve("nonexistent.invalid", 25, t).unwrap_err();
+        let e = resolve("nonexistent.invalid", 25, t, &c).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Resolve);
     }
 

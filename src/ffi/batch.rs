@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use super::macros::{arg, query, reply_query, smtp_session, with_handle};
+use super::macros::{arg, query, query_code, reply_query, smtp_session, with_handle};
 use super::result::*;
 use crate::client::transaction::{Body, Message, Outcome};
 use crate::client::{Error, ErrorKind, Session};
@@ -191,7 +191,7 @@ pub unsafe extern "C" fn smtp_session_batch_code(
 /// `s` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn smtp_session_batch_failed_step(s: *const smtp_session, i: usize) -> c_int {
-    query(s, SMTPC_E_NULL, |session| match outcome(session, i) {
+    query_code(s, |session| match outcome(session, i) {
         Ok(o) => match o.result() {
             Ok((step, _)) => super::session::step_code(step),
             Err(e) => code_of(e.kind),
@@ -216,7 +216,7 @@ pub unsafe extern "C" fn smtp_session_batch_failed_step(s: *const smtp_session, 
 /// `s` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn smtp_session_batch_outcome(s: *const smtp_session, i: usize) -> c_int {
-    query(s, SMTPC_E_NULL, |session| match outcome(session, i) {
+    query_code(s, |session| match outcome(session, i) {
         Ok(o) => super::session::delivery_code(o.delivery()),
         Err(code) => code,
     })

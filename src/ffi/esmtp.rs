@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_int, c_void};
 
 use super::buf::write_text;
 use super::macros::{
-    arg, command, opt_arg, query, reply_query, set_flag, smtp_session, with_handle,
+    arg, command, opt_arg, query, query_code, reply_query, set_flag, smtp_session, with_handle,
 };
 use super::result::*;
 use crate::client::transaction::CallbackReader;
@@ -267,7 +267,7 @@ pub unsafe extern "C" fn smtp_session_last_enhanced(
     cap: usize,
 ) -> c_int {
     write_text(buf, cap, "");
-    query(s, SMTPC_E_NULL, |session| {
+    query_code(s, |session| {
         write_text(buf, cap, &enhanced_text(session.last_reply())) as c_int
     })
 }
@@ -289,11 +289,9 @@ pub unsafe extern "C" fn smtp_session_rcpt_enhanced(
     cap: usize,
 ) -> c_int {
     write_text(buf, cap, "");
-    query(s, SMTPC_E_NULL, |session| {
-        match session.rcpt_replies().get(i) {
-            Some(r) => write_text(buf, cap, &enhanced_text(Some(r))) as c_int,
-            None => SMTPC_E_INVALID,
-        }
+    query_code(s, |session| match session.rcpt_replies().get(i) {
+        Some(r) => write_text(buf, cap, &enhanced_text(Some(r))) as c_int,
+        None => SMTPC_E_INVALID,
     })
 }
 

@@ -4,9 +4,12 @@
 use std::any::Any;
 use std::ffi::{c_char, c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::{addr_of, addr_of_mut};
+use std::sync::Arc;
 
 use super::buf::write_text;
-use super::result::{Failure, SMTPC_E_NULL, SMTPC_E_PANIC};
+use super::result::{Failure, SMTPC_E_BUSY, SMTPC_E_NULL, SMTPC_E_PANIC};
+use crate::client::cancel::Canceller;
 use crate::client::{Error, ErrorKind, Reply, Session};
 
 /// An SMTP connection handle. Opaque: C only ever holds a pointer to it.
@@ -14,9 +17,35 @@ use crate::client::{Error, ErrorKind, Reply, Session};
 /// Created by `smtp_session_new`, released by `smtp_session_free`. A handle
 /// may move between threads but must not be used by two at once; separate
 /// handles are independent.
-pub struct smtp_session {
+///
+/// The exports reach the fields through raw-pointer projections, never a
+/// reference to the whole handle: `smtp_session_cancel` reads `cancel`
+/// while another thread is inside a call that holds `&mut inner`, and a
+/// call made from inside one of the handle's own callbacks must be refused
+/// (`busy`) without a second reference to `inner`.
+pub struct smtpc_session_handle {
     pub(crate) inner: Session,
     pub(crate) poisoned: bool,
+    /// A call is in progress on this handle.
+    pub(crate) busy: bool,
+    pub(crate) cancel: Arc<Canceller>,
+}
+
+/// The handle's C name (its struct tag is the library's own, so no other
+/// library's `struct smtp_session` converts to it silently).
+pub type smtp_session = smtpc_session_handle;
+
+impl smtpc_session_handle {
+    pub(crate) fn new() -> Self {
+        let inner = Session::new();
+        let cancel = inner.canceller();
+        smtpc_session_handle {
+            inner,
+            poisoned: false,
+            busy: false,
+            cancel,
+        }
+    }
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -30,7 +59,9 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 /// Runs `f` on a live handle: the shared shape of every export that takes a
 /// mutable handle. NULL gives `SMTPC_E_NULL`; a poisoned handle gives
-/// `SMTPC_E_PANIC`; a panic in `f` poisons the handle.
+/// `SMTPC_E_PANIC`; a call from inside one of the handle's own callbacks
+/// gives `SMTPC_E_BUSY` (it would pair replies with the wrong commands); a
+/// panic in `f` poisons the handle.
 ///
 /// # Safety
 /// `s` is NULL or a live handle from `smtp_session_new`.
@@ -38,25 +69,44 @@ pub(crate) unsafe fn with_handle(
     s: *mut smtp_session,
     f: impl FnOnce(&mut Session) -> Result<c_int, Failure>,
 ) -> c_int {
-    let Some(h) = s.as_mut() else {
+    if s.is_null() {
         return SMTPC_E_NULL;
-    };
-    if h.poisoned {
+    }
+    if *addr_of!((*s).poisoned) {
         return SMTPC_E_PANIC;
     }
-    match catch_unwind(AssertUnwindSafe(|| f(&mut h.inner))) {
+    if *addr_of!((*s).busy) {
+        return SMTPC_E_BUSY;
+    }
+    *addr_of_mut!((*s).busy) = true;
+    let inner = &mut *addr_of_mut!((*s).inner);
+    let result = catch_unwind(AssertUnwindSafe(|| f(inner)));
+    *addr_of_mut!((*s).busy) = false;
+    match result {
         Ok(Ok(code)) => code,
         Ok(Err(failure)) => {
             let code = failure.code();
-            h.inner.record_error(failure.into_error());
+            inner.record_error(failure.into_error());
             code
         }
         Err(payload) => {
-            h.poisoned = true;
-            h.inner
-                .record_error(Error::new(ErrorKind::State, panic_message(&*payload)));
+            *addr_of_mut!((*s).poisoned) = true;
+            inner.record_error(Error::new(ErrorKind::State, panic_message(&*payload)));
             SMTPC_E_PANIC
         }
+    }
+}
+
+/// The canceller of a live handle, read while another thread may be inside
+/// a call on it.
+///
+/// # Safety
+/// `s` is NULL or a live handle from `smtp_session_new`.
+pub(crate) unsafe fn canceller<'a>(s: *mut smtp_session) -> Option<&'a Canceller> {
+    if s.is_null() {
+        None
+    } else {
+        Some(&*addr_of!((*s).cancel))
     }
 }
 
@@ -82,7 +132,9 @@ pub(crate) unsafe fn command(
     })
 }
 
-/// A read-only query on a const handle; `default` when `s` is NULL.
+/// A read-only query on a const handle; `default` when `s` is NULL, and
+/// when the handle is poisoned or busy (the caller's code is then
+/// `SMTPC_E_PANIC` / `SMTPC_E_BUSY`, see `query_code`).
 ///
 /// # Safety
 /// `s` is NULL or a live handle.
@@ -91,9 +143,41 @@ pub(crate) unsafe fn query<R>(
     default: R,
     f: impl FnOnce(&Session) -> R,
 ) -> R {
-    match s.as_ref() {
-        Some(h) => catch_unwind(AssertUnwindSafe(|| f(&h.inner))).unwrap_or(default),
-        None => default,
+    match query_state(s) {
+        Ok(()) => catch_unwind(AssertUnwindSafe(|| f(&*addr_of!((*s).inner)))).unwrap_or(default),
+        Err(_) => default,
+    }
+}
+
+/// Whether a query may read the handle: `SMTPC_E_NULL`, `SMTPC_E_PANIC`
+/// or `SMTPC_E_BUSY` when not.
+///
+/// # Safety
+/// `s` is NULL or a live handle.
+pub(crate) unsafe fn query_state(s: *const smtp_session) -> Result<(), c_int> {
+    if s.is_null() {
+        Err(SMTPC_E_NULL)
+    } else if *addr_of!((*s).poisoned) {
+        Err(SMTPC_E_PANIC)
+    } else if *addr_of!((*s).busy) {
+        Err(SMTPC_E_BUSY)
+    } else {
+        Ok(())
+    }
+}
+
+/// A query whose result is a code: like `query`, with `SMTPC_E_NULL`,
+/// `SMTPC_E_PANIC` or `SMTPC_E_BUSY` when the handle cannot be read.
+///
+/// # Safety
+/// `s` is NULL or a live handle.
+pub(crate) unsafe fn query_code(
+    s: *const smtp_session,
+    f: impl FnOnce(&Session) -> c_int,
+) -> c_int {
+    match query_state(s) {
+        Ok(()) => query(s, SMTPC_E_PANIC, f),
+        Err(code) => code,
     }
 }
 
@@ -123,7 +207,7 @@ pub(crate) unsafe fn reply_query(
     if reply.is_null() && cap > 0 {
         return SMTPC_E_NULL;
     }
-    query(s, SMTPC_E_NULL, |session| match pick(session) {
+    query_code(s, |session| match pick(session) {
         Ok(r) => {
             write_text(reply, cap, &r.text);
             c_int::from(r.code)
@@ -166,10 +250,7 @@ mod tests {
     use crate::ffi::result::SMTPC_E_STATE;
 
     fn handle() -> smtp_session {
-        smtp_session {
-            inner: Session::new(),
-            poisoned: false,
-        }
+        smtp_session::new()
     }
 
     #[test]
@@ -184,6 +265,9 @@ mod tests {
         // Every later call refuses, without running anything.
         let again = unsafe { command(&mut h, std::ptr::null_mut(), 0, |s| Ok(s.noop()?)) };
         assert_eq!(again, SMTPC_E_PANIC);
+        // Queries too, as the header says: no half-updated state is read.
+        assert_eq!(unsafe { query_code(&h, |_| 250) }, SMTPC_E_PANIC);
+        assert_eq!(unsafe { query(&h, 0usize, |_| 7) }, 0);
     }
 
     #[test]

@@ -40,10 +40,18 @@ pub const SMTPC_E_TOO_LARGE: c_int = -14;
 /// Refused by the session's TLS policy.
 pub const SMTPC_E_INSECURE: c_int = -15;
 /// A panic inside the library was caught; the handle is poisoned and every
-/// later call on it returns this code (only `smtp_session_free` is useful).
+/// later call on it returns this code — the queries too (those returning a
+/// count or length return 0), except `smtp_session_last_error`, which
+/// gives the panic's message; only `smtp_session_free` is useful.
 pub const SMTPC_E_PANIC: c_int = -16;
 /// A caller-supplied callback reported failure.
 pub const SMTPC_E_CALLBACK: c_int = -17;
+/// `smtp_session_cancel` stopped the call; the connection is closed.
+pub const SMTPC_E_CANCELLED: c_int = -18;
+/// A call on a handle from inside one of that handle's own callbacks
+/// (trace, body reader, batch source), or a query made then: refused, as
+/// libcurl refuses recursive calls; nothing is sent.
+pub const SMTPC_E_BUSY: c_int = -19;
 
 /// The most reply text (all lines) the library accepts from a server;
 /// a longer reply fails with `SMTPC_E_PROTOCOL` and closes the connection,
@@ -112,6 +120,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> c_int {
         ErrorKind::TooLarge => SMTPC_E_TOO_LARGE,
         ErrorKind::Insecure => SMTPC_E_INSECURE,
         ErrorKind::Callback => SMTPC_E_CALLBACK,
+        ErrorKind::Cancelled => SMTPC_E_CANCELLED,
     }
 }
 
@@ -164,6 +173,8 @@ fn message(code: c_int) -> &'static str {
         SMTPC_E_INSECURE => "refused by the TLS policy\0",
         SMTPC_E_PANIC => "internal error (panic); the session is unusable\0",
         SMTPC_E_CALLBACK => "a callback reported failure\0",
+        SMTPC_E_CANCELLED => "cancelled\0",
+        SMTPC_E_BUSY => "the handle is busy: called from inside its own callback\0",
         c if c >= 100 => "the server's reply code\0",
         _ => "unknown error code\0",
     }

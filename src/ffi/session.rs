@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use super::buf::write_text;
 use super::macros::{
-    arg, command, opt_arg, query, reply_query, set_flag, smtp_session, with_handle,
+    arg, canceller, command, opt_arg, query, query_code, query_state, reply_query, set_flag,
+    smtp_session, with_handle,
 };
 use super::result::*;
 use crate::client::transaction::Delivery;
@@ -34,13 +35,59 @@ pub type smtpc_trace_fn = Option<unsafe extern "C" fn(user: *mut c_void, line: *
 /// NULL only if memory is exhausted.
 #[no_mangle]
 pub extern "C" fn smtp_session_new() -> *mut smtp_session {
-    std::panic::catch_unwind(|| {
-        Box::into_raw(Box::new(smtp_session {
-            inner: Session::new(),
-            poisoned: false,
-        }))
+    std::panic::catch_unwind(|| Box::into_raw(Box::new(smtp_session::new())))
+        .unwrap_or(std::ptr::null_mut())
+}
+
+/// Cancels the call in flight on `s` from another thread: the one function
+/// that may be called while another thread is inside a call on the same
+/// handle. That call returns `SMTPC_E_CANCELLED` promptly (tens of
+/// milliseconds: during the name lookup, the connect, the TLS handshake, a
+/// wait for a reply or a body being written) and the connection is closed;
+/// the handle stays valid and can connect again. If no call is in flight,
+/// the next call on the handle returns `SMTPC_E_CANCELLED` at once, so a
+/// cancel that races with the start of a call is never lost; a binding
+/// cancels only while its own call is in flight. It must not race with
+/// `smtp_session_free`. Async-signal-unsafe (it takes a lock).
+///
+/// # Returns
+/// `SMTPC_OK` or `SMTPC_E_NULL`.
+///
+/// # Safety
+/// `s` is NULL or a live handle, not being freed.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_session_cancel(s: *mut smtp_session) -> c_int {
+    match canceller(s) {
+        Some(c) => {
+            c.cancel();
+            SMTPC_OK
+        }
+        None => SMTPC_E_NULL,
+    }
+}
+
+/// Sets the local address to connect from (smtplib's `source_address`):
+/// an IPv4 or IPv6 literal, and a port (0: any). Resolved server addresses
+/// of the other family are skipped; `connect` fails with `SMTPC_E_CONNECT`
+/// when none is left, or when the address cannot be bound. NULL clears it.
+/// Not used for UNIX-domain sockets.
+///
+/// # Returns
+/// `SMTPC_OK`, `SMTPC_E_NULL`, `SMTPC_E_INVALID` (not an IP literal,
+/// CR/LF/NUL, bad UTF-8).
+///
+/// # Safety
+/// `s` is NULL or a live handle; `address` is NULL or a string.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_session_set_source_address(
+    s: *mut smtp_session,
+    address: *const c_char,
+    port: u16,
+) -> c_int {
+    with_handle(s, |session| {
+        session.set_source_address(opt_arg(address, "source address")?, port)?;
+        Ok(SMTPC_OK)
     })
-    .unwrap_or(std::ptr::null_mut())
 }
 
 /// Closes the connection (without QUIT) and releases the handle.
@@ -236,8 +283,11 @@ pub unsafe extern "C" fn smtp_session_set_pipelining(s: *mut smtp_session, on: i
 }
 
 /// Connects to `host`:`port` (every resolved IPv4 and IPv6 address in
-/// turn, each within the timeout) and reads the greeting. A greeting other
-/// than 220 is returned and the connection closed, as smtplib does.
+/// turn, each within the timeout; from the source address when one is set)
+/// and reads the greeting. A `host` starting with `/` is the path of a
+/// UNIX-domain socket (`port` is ignored), as smtplib's LMTP takes a path.
+/// A greeting other than 220 is returned and the connection closed, as
+/// smtplib does.
 ///
 /// # Returns
 /// The greeting's code, or `SMTPC_E_RESOLVE`, `SMTPC_E_CONNECT`,
@@ -359,7 +409,7 @@ pub unsafe extern "C" fn smtp_session_extn_params(
     cap: usize,
 ) -> c_int {
     write_text(buf, cap, "");
-    query(s, SMTPC_E_NULL, |session| {
+    query_code(s, |session| {
         let name = match arg(name, "extension name") {
             Ok(n) => n,
             Err(f) => return f.code(),
@@ -514,7 +564,7 @@ pub unsafe extern "C" fn smtp_session_rcpt_code(
 /// `s` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn smtp_session_failed_step(s: *const smtp_session) -> c_int {
-    query(s, SMTPC_E_NULL, |session| step_code(session.failed_step()))
+    query_code(s, |session| step_code(session.failed_step()))
 }
 
 /// Where the message of the last `sendmail` or `sendmail_cb` stands:
@@ -532,7 +582,7 @@ pub unsafe extern "C" fn smtp_session_failed_step(s: *const smtp_session) -> c_i
 /// `s` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn smtp_session_outcome(s: *const smtp_session) -> c_int {
-    query(s, SMTPC_E_NULL, |session| {
+    query_code(s, |session| {
         delivery_code(session.last_outcome().delivery())
     })
 }
@@ -767,7 +817,7 @@ pub unsafe extern "C" fn smtp_session_docmd(
 /// `s` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn smtp_session_last_code(s: *const smtp_session) -> c_int {
-    query(s, SMTPC_E_NULL, |session| {
+    query_code(s, |session| {
         session.last_reply().map_or(0, |r| c_int::from(r.code))
     })
 }
@@ -816,11 +866,11 @@ pub unsafe extern "C" fn smtp_session_last_error(
     cap: usize,
 ) -> usize {
     write_text(buf, cap, "");
-    query(s, 0, |session| {
-        write_text(
-            buf,
-            cap,
-            session.last_error().map_or("", |e| e.message.as_str()),
-        )
-    })
+    // The one query a poisoned handle still answers: it says what panicked.
+    if matches!(query_state(s), Ok(()) | Err(SMTPC_E_PANIC)) {
+        let session = &*std::ptr::addr_of!((*s).inner);
+        let text = session.last_error().map_or("", |e| e.message.as_str());
+        return write_text(buf, cap, text);
+    }
+    0
 }

@@ -215,6 +215,8 @@ static void test_null_handle(void)
     CHECK_INT(smtp_session_set_tls_verify(NULL, 0), SMTPC_E_NULL);
     CHECK_INT(smtp_session_set_ca_file(NULL, NULL), SMTPC_E_NULL);
     CHECK_INT(smtp_session_set_local_hostname(NULL, NULL), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_set_source_address(NULL, NULL, 0), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_cancel(NULL), SMTPC_E_NULL);
     CHECK_INT(smtp_session_set_pipelining(NULL, 0), SMTPC_E_NULL);
     CHECK_INT(smtp_session_set_tls_policy(NULL, SMTPC_TLS_REQUIRED), SMTPC_E_NULL);
     CHECK_INT(smtp_session_set_allow_insecure_auth(NULL, 1), SMTPC_E_NULL);
@@ -391,6 +393,10 @@ static void accept_optional_nulls(smtp_session *s)
     CHECK_INT(smtp_session_set_dsn(s, NULL, NULL, NULL, 0), SMTPC_OK);
     CHECK_INT(smtp_session_set_ca_file(s, NULL), SMTPC_OK);
     CHECK_INT(smtp_session_set_local_hostname(s, NULL), SMTPC_OK);
+    CHECK_INT(smtp_session_set_source_address(s, NULL, 0), SMTPC_OK);
+    CHECK_INT(smtp_session_set_source_address(s, "example.org", 0), SMTPC_E_INVALID);
+    CHECK_INT(smtp_session_set_source_address(s, "127.0.0.1", 0), SMTPC_OK);
+    CHECK_INT(smtp_session_set_source_address(s, NULL, 0), SMTPC_OK);
     CHECK_INT(smtp_session_set_trace(s, NULL, NULL), SMTPC_OK);
     CHECK_INT(smtp_session_last_enhanced(s, NULL, 0), 0);
     CHECK_INT(smtp_session_last_enhanced(s, NULL, 8), 0); /* buf NULL: cap ignored */
@@ -451,6 +457,7 @@ static void refuse_bad_utf8(smtp_session *s, int connected)
         CHECK_INT(smtp_session_set_dsn(s, NULL, NULL, b, 0), SMTPC_E_INVALID);
         CHECK_INT(smtp_session_set_ca_file(s, b), SMTPC_E_INVALID);
         CHECK_INT(smtp_session_set_local_hostname(s, b), SMTPC_E_INVALID);
+        CHECK_INT(smtp_session_set_source_address(s, b, 25), SMTPC_E_INVALID);
         CHECK_INT(smtp_session_has_extn(s, b), 0);
         CHECK_INT(smtp_session_extn_params(s, b, buf, sizeof buf), SMTPC_E_INVALID);
         CHECK_INT(smtp_session_lhlo(s, b, buf, sizeof buf), SMTPC_E_INVALID);

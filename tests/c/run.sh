@@ -53,6 +53,12 @@ step() {
 printf '#include <smtpc.h>\nint main(void) { return smtpc_version() == 0; }\n' >"$OUT/header_only.c"
 step "header compiles alone as C99" \
     "$CC" "${CFLAGS[@]}" -Iinclude -c "$OUT/header_only.c" -o "$OUT/header_only.o"
+step "header compiles alone as C89 (-pedantic)" \
+    "$CC" -std=c89 -pedantic -Wall -Wextra -Werror -Iinclude -c "$OUT/header_only.c" -o "$OUT/header_only89.o"
+# clang-14 comes from scripts/install-deps.sh.
+step "header passes clang -Wdocumentation" \
+    clang-14 -std=c99 -pedantic -Wall -Wextra -Werror -Wdocumentation -Iinclude \
+    -c "$OUT/header_only.c" -o "$OUT/header_only_clang.o"
 step "header compiles alone as C++" \
     "$CXX" -x c++ "${CXXFLAGS[@]}" -Iinclude -c "$OUT/header_only.c" -o "$OUT/header_only_cxx.o"
 
