@@ -1,23 +1,26 @@
 //! A server's AUTH challenge (the text of a 334 reply) through
 //! `decode_challenge`, and the decoded (or raw) challenge through the
-//! LOGIN and CRAM-MD5 responders. Never panics; a challenge is either
-//! refused as a protocol error or answered with valid base64 of the
-//! expected shape.
+//! LOGIN and CRAM-MD5 mechanisms. Never panics; a challenge is either
+//! refused as a protocol error or answered in the expected shape.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smtpc::client::auth::{cram_md5_response, decode_challenge, encode, login_response};
+use smtpc::client::sasl::{decode_challenge, encode, CramMd5, Login, Mechanism};
 use smtpc::ErrorKind;
 
 const USER: &str = "user@example.test";
 const PASS: &str = "p\u{e4}ss word";
 
 fn check_responses(challenge: &[u8], step: usize) {
-    let login = decode_challenge(&login_response(USER, PASS, challenge, step))
-        .expect("a LOGIN response is base64");
+    let mut login = Login::new(USER, PASS);
+    for _ in 0..step {
+        login.step(b"?").expect("LOGIN answers any prompt");
+    }
+    let login = login.step(challenge).expect("LOGIN answers any prompt");
     assert!(login == USER.as_bytes() || login == PASS.as_bytes());
-    let cram = decode_challenge(&cram_md5_response(USER, PASS, challenge))
-        .expect("a CRAM-MD5 response is base64");
+    let cram = CramMd5::new(USER, PASS)
+        .step(challenge)
+        .expect("CRAM-MD5 answers any challenge");
     let cram = String::from_utf8(cram).expect("user SP hex");
     let hex = cram.strip_prefix(&format!("{USER} ")).expect("user first");
     assert_eq!(hex.len(), 32);

@@ -11,6 +11,8 @@ pub struct DataEncoder {
     stuff_dots: bool,
     at_line_start: bool,
     pending_cr: bool,
+    /// Nothing encoded yet: an empty body still gets its CRLF.
+    empty: bool,
 }
 
 impl DataEncoder {
@@ -30,6 +32,7 @@ impl DataEncoder {
             stuff_dots,
             at_line_start: true,
             pending_cr: false,
+            empty: true,
         }
     }
 
@@ -40,6 +43,7 @@ impl DataEncoder {
         if input.is_empty() {
             return;
         }
+        self.empty = false;
         out.reserve(input.len() + input.len() / 64 + 4);
         let mut start = 0;
         if self.pending_cr {
@@ -109,10 +113,12 @@ impl DataEncoder {
         }
     }
 
-    /// Ends the body: a last line without a line ending gets CRLF (as
-    /// smtplib does); a DATA body then gets the end-of-data marker.
+    /// Ends the body: a last line without a line ending, or an empty body,
+    /// gets CRLF (as smtplib does: an empty message goes as `\r\n.\r\n`,
+    /// which servers scanning for `<CRLF>.<CRLF>` need); a DATA body then
+    /// gets the end-of-data marker.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if self.pending_cr || !self.at_line_start {
+        if self.pending_cr || !self.at_line_start || self.empty {
             out.extend_from_slice(b"\r\n");
         }
         self.pending_cr = false;
@@ -144,7 +150,7 @@ pub mod reference {
     use super::END_OF_DATA;
 
     /// CRLF, a lone CR and a lone LF each become CRLF; a body not ending in
-    /// a line break gets one (as smtplib does).
+    /// a line break — an empty one too — gets one (as smtplib does).
     pub fn normalized(msg: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(msg.len() + 8);
         let mut i = 0;
@@ -159,7 +165,7 @@ pub mod reference {
             }
             i += 1;
         }
-        if !out.is_empty() && !out.ends_with(b"\r\n") {
+        if !out.ends_with(b"\r\n") {
             out.extend_from_slice(b"\r\n");
         }
         out
@@ -230,7 +236,9 @@ mod tests {
     #[test]
     fn message_without_final_newline_gets_one() {
         assert_eq!(encode_data(b"no newline"), b"no newline\r\n.\r\n");
-        assert_eq!(encode_data(b""), b".\r\n");
+        // smtplib sends an empty message as `\r\n.\r\n`: a server scanning
+        // for <CRLF>.<CRLF> (Python's smtpd) waits forever for a lone `.`.
+        assert_eq!(encode_data(b""), b"\r\n.\r\n");
     }
 
     #[test]

@@ -1,111 +1,59 @@
-//! The session: one connection's state machine and its verbs.
+//! The session and its verbs: the caller's settings, the connection while
+//! one is open, and the results of the last calls.
 //!
-//! Commands are queued in a write buffer together with a count of replies
-//! they expect, and flushed when the next reply is needed. Lock-step is a
-//! queue one deep; PIPELINING lets MAIL, every RCPT and DATA share a write.
+//! Commands are queued in the connection's write buffer together with the
+//! replies they expect, and flushed when the next reply is needed.
+//! Lock-step is a queue one deep; PIPELINING lets MAIL, every RCPT and DATA
+//! share a write (see `transaction.rs`).
 
-use std::collections::VecDeque;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::auth::{self, Mechanism};
 use super::cancel::Canceller;
 use super::command::{self, check_arg, check_hostname, quote_addr};
+use super::connection::Connection;
 use super::error::{Error, ErrorKind, Result};
 use super::extensions::Extensions;
 use super::hostname;
-use super::reply::{Reply, ReplyParser};
+use super::outcome::{Outcome, Step};
+use super::params::{Dsn, ParamList};
+use super::reply::Reply;
+use super::sasl::{self, Mechanism};
+use super::settings::{Settings, TlsPolicy};
 use super::trace::{TraceSink, Tracer};
-use super::transaction::{
-    Body, Dsn, Expect, Message, MessageSource, Outcome, OwnedMessage, SliceSource,
-};
-use super::transport::{self, ConnectOptions, TlsSettings, Transport};
-
-/// The default for the name lookup, connect, greeting, each reply, each
-/// write and each message body.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+use super::transaction::{Body, Message, MessageSource, OwnedMessage, SliceSource};
+use super::transport::{self, ConnectOptions, Transport};
 
 /// smtplib's limit on AUTH challenge rounds.
 const MAX_AUTH_ROUNDS: usize = 5;
 
-/// Which step of a mail transaction the server refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Step {
-    #[default]
-    None,
-    Mail,
-    Rcpt,
-    Data,
-    Message,
-    Helo,
-}
-
-/// When the session uses TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TlsPolicy {
-    /// The caller decides (calls `starttls`), as smtplib.
-    #[default]
-    Manual,
-    /// `connect` runs EHLO and STARTTLS when offered; clear text otherwise.
-    Opportunistic,
-    /// `connect` runs EHLO and STARTTLS, and fails (sending nothing more)
-    /// when STARTTLS is not offered or does not succeed.
-    Required,
-    /// `connect` speaks TLS from the first byte (port 465).
-    Implicit,
-}
-
-#[derive(Debug)]
-pub struct Session {
-    transport: Option<Transport>,
-    host: String,
-    timeout: Duration,
-    /// The bound on one whole message body; `None`: `timeout`.
-    body_timeout: Option<Duration>,
-    /// The local address to connect from.
-    source: Option<SocketAddr>,
-    cancel: Arc<Canceller>,
-    tls: TlsSettings,
-    tls_policy: TlsPolicy,
-    allow_insecure_auth: bool,
-    local_hostname: Option<String>,
-    pub(crate) pipelining: bool,
-    pub(crate) chunking: bool,
-    pub(crate) binarymime: bool,
-    pub(crate) lmtp: bool,
-    pub(crate) dsn: Option<Dsn>,
-    /// An envelope was accepted since the last EHLO: BDAT chunks may be
-    /// pipelined behind MAIL/RCPT (see `send_bdat`).
-    pub(crate) bdat_proven: bool,
-    pub(crate) tracer: Tracer,
-    /// The server's EHLO extensions, once EHLO succeeded.
-    extensions: Option<Extensions>,
-    helo_done: bool,
+/// What the last calls left to read.
+#[derive(Debug, Default)]
+struct Results {
     last_reply: Option<Reply>,
     last_error: Option<Error>,
     last_outcome: Outcome,
     failed_step: Step,
-    batch_queue: Vec<OwnedMessage>,
     batch: Vec<Outcome>,
-    pub(crate) wbuf: Vec<u8>,
-    /// Bytes handed to the kernel on this connection (kept after a close):
-    /// with a message's end offset, it tells whether its end of data left.
-    pub(crate) sent: u64,
-    /// While a message body is written, the deadline all its writes share,
-    /// up to the write that carries its end; `body_open` until then.
-    pub(crate) body_deadline: Option<Instant>,
-    pub(crate) body_open: bool,
-    /// A write failed inside the transaction engine, which closes the
-    /// connection once it has read the replies already on their way.
-    pub(crate) write_failed: bool,
-    /// The replies that queued commands will get, oldest first.
-    pub(crate) expects: VecDeque<Expect>,
-    /// Set while the transaction engine files replies itself, so that
-    /// `read_reply` need not copy each into `last_reply`.
-    pub(crate) in_transaction: bool,
+    /// How many times the session waited on the network for a reply.
     waits: u64,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub(crate) settings: Settings,
+    pub(crate) tracer: Tracer,
+    pub(crate) conn: Option<Connection>,
+    results: Results,
+    batch_queue: Vec<OwnedMessage>,
+    cancel: Arc<Canceller>,
+    /// Set while the transaction engine runs: it files replies itself, and
+    /// after a failed write reads what already arrived before closing.
+    pub(crate) in_transaction: bool,
+    /// What the last connection had sent when it closed.
+    sent_at_close: u64,
 }
 
 impl Default for Session {
@@ -117,66 +65,47 @@ impl Default for Session {
 impl Session {
     pub fn new() -> Self {
         Session {
-            transport: None,
-            host: String::new(),
-            timeout: DEFAULT_TIMEOUT,
-            body_timeout: None,
-            source: None,
-            cancel: Arc::default(),
-            tls: TlsSettings::default(),
-            tls_policy: TlsPolicy::default(),
-            allow_insecure_auth: false,
-            local_hostname: None,
-            pipelining: true,
-            chunking: true,
-            binarymime: false,
-            lmtp: false,
-            dsn: None,
-            bdat_proven: false,
+            settings: Settings::default(),
             tracer: Tracer::default(),
-            extensions: None,
-            helo_done: false,
-            last_reply: None,
-            last_error: None,
-            last_outcome: Outcome::default(),
-            failed_step: Step::None,
+            conn: None,
+            results: Results::default(),
             batch_queue: Vec::new(),
-            batch: Vec::new(),
-            wbuf: Vec::new(),
-            sent: 0,
-            body_deadline: None,
-            body_open: false,
-            write_failed: false,
-            expects: VecDeque::new(),
+            cancel: Arc::default(),
             in_transaction: false,
-            waits: 0,
+            sent_at_close: 0,
         }
     }
 
     // ---- settings -------------------------------------------------------
 
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout;
-        if let Some(t) = &mut self.transport {
-            t.set_timeout(timeout);
-        }
+        self.settings.timeout = timeout;
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.settings.timeout
     }
 
     /// Bounds the writing of one whole message body (DATA or every BDAT
-    /// chunk of it, from its first byte to its end); `None`: the timeout.
+    /// chunk of it, from its first byte to its end) and the wait for its
+    /// final reply; `None`: the timeout.
     pub fn set_body_timeout(&mut self, timeout: Option<Duration>) {
-        self.body_timeout = timeout;
+        self.settings.body_timeout = timeout;
     }
 
     pub fn body_timeout(&self) -> Duration {
-        self.body_timeout.unwrap_or(self.timeout)
+        self.settings.body_timeout()
     }
 
     /// The local address (and port; 0 for any) to connect from; `None`
     /// lets the system choose. Resolved addresses of the other family are
     /// skipped.
     pub fn set_source_address(&mut self, address: Option<&str>, port: u16) -> Result<()> {
-        self.source = match address {
+        self.settings.source = match address {
             None => None,
             Some(a) => {
                 check_arg("source address", a)?;
@@ -194,10 +123,6 @@ impl Session {
         self.cancel.clone()
     }
 
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     pub fn set_debuglevel(&mut self, level: i32) {
         self.tracer.set_level(level);
     }
@@ -207,43 +132,49 @@ impl Session {
     }
 
     pub fn set_tls_verify(&mut self, verify: bool) {
-        self.tls.verify = verify;
+        self.settings.tls.verify = verify;
     }
 
     pub fn set_ca_file(&mut self, path: Option<String>) {
-        self.tls.ca_file = path;
+        self.settings.tls.ca_file = path;
     }
 
     pub fn set_local_hostname(&mut self, name: Option<&str>) -> Result<()> {
         if let Some(n) = name {
             check_hostname("local host name", n)?;
         }
-        self.local_hostname = name.map(str::to_string);
+        self.settings.local_hostname = name.map(str::to_string);
         Ok(())
     }
 
     /// Whether `sendmail` pipelines when the server offers PIPELINING.
     pub fn set_pipelining(&mut self, on: bool) {
-        self.pipelining = on;
+        self.settings.pipelining = on;
     }
 
     /// Whether bodies go as BDAT chunks when the server offers CHUNKING
     /// (and PIPELINING). On by default.
     pub fn set_chunking(&mut self, on: bool) {
-        self.chunking = on;
+        self.settings.chunking = on;
     }
 
     /// Send bodies as BODY=BINARYMIME over BDAT, untouched (no line-ending
     /// normalization). Messages fail with `NotSupported` when the server
     /// does not offer BINARYMIME and CHUNKING.
     pub fn set_binarymime(&mut self, on: bool) {
-        self.binarymime = on;
+        self.settings.binarymime = on;
     }
 
     /// Speak LMTP (RFC 2033): LHLO instead of EHLO, and one reply after
     /// the body for each accepted recipient.
     pub fn set_lmtp(&mut self, on: bool) {
-        self.lmtp = on;
+        self.settings.lmtp = on;
+    }
+
+    /// smtplib's `initial_response_ok`: whether AUTH carries the first
+    /// response of mechanisms that have one (PLAIN, XOAUTH2). On by default.
+    pub fn set_initial_response(&mut self, on: bool) {
+        self.settings.initial_response = on;
     }
 
     /// DSN parameters for the messages sent from now on; `None` for none.
@@ -251,76 +182,89 @@ impl Session {
         if let Some(d) = &dsn {
             d.validate()?;
         }
-        self.dsn = dsn;
+        self.settings.dsn = dsn;
+        Ok(())
+    }
+
+    /// The caller's MAIL FROM parameters for the messages sent from now on
+    /// (smtplib's `mail_options`); empty clears.
+    pub fn set_mail_options<S: AsRef<str>>(&mut self, opts: &[S]) -> Result<()> {
+        self.settings.mail_options = ParamList::new(opts)?;
+        Ok(())
+    }
+
+    /// The caller's RCPT TO parameters (smtplib's `rcpt_options`).
+    pub fn set_rcpt_options<S: AsRef<str>>(&mut self, opts: &[S]) -> Result<()> {
+        self.settings.rcpt_options = ParamList::new(opts)?;
         Ok(())
     }
 
     pub fn set_tls_policy(&mut self, policy: TlsPolicy) {
-        self.tls_policy = policy;
+        self.settings.tls_policy = policy;
     }
 
     pub fn tls_policy(&self) -> TlsPolicy {
-        self.tls_policy
+        self.settings.tls_policy
     }
 
     /// Allow AUTH over an unencrypted connection to a non-loopback host.
     pub fn set_allow_insecure_auth(&mut self, on: bool) {
-        self.allow_insecure_auth = on;
+        self.settings.allow_insecure_auth = on;
     }
 
     // ---- state ----------------------------------------------------------
 
     pub fn is_connected(&self) -> bool {
-        self.transport.is_some()
+        self.conn.is_some()
     }
 
     pub fn is_tls(&self) -> bool {
-        self.transport.as_ref().is_some_and(Transport::is_tls)
+        self.conn.as_ref().is_some_and(|c| c.transport.is_tls())
     }
 
     pub fn last_reply(&self) -> Option<&Reply> {
-        self.last_reply.as_ref()
+        self.results.last_reply.as_ref()
     }
 
     /// The failure of the most recent call; `None` when it succeeded or the
     /// server answered (a refusal is an answer, not an error).
     pub fn last_error(&self) -> Option<&Error> {
-        self.last_error.as_ref()
+        self.results.last_error.as_ref()
     }
 
     /// Records a failure detected outside the core (e.g. by the FFI layer's
     /// argument checks), so that `last_error` describes it.
     pub fn record_error(&mut self, e: Error) {
-        self.last_error = Some(e);
+        self.results.last_error = Some(e);
     }
 
     pub fn extensions(&self) -> Option<&Extensions> {
-        self.extensions.as_ref()
+        self.conn.as_ref().and_then(|c| c.extensions.as_ref())
     }
 
     pub fn has_extn(&self, name: &str) -> bool {
-        self.extensions.as_ref().is_some_and(|e| e.has(name))
+        self.conn.as_ref().is_some_and(|c| c.has_extn(name))
     }
 
     /// The server's answer to each recipient of the last transaction.
     pub fn rcpt_replies(&self) -> &[Reply] {
-        &self.last_outcome.rcpts
+        &self.results.last_outcome.rcpts
     }
 
     /// LMTP: each recipient's delivery reply in the last transaction
     /// (`None` for refused recipients); empty when not LMTP.
     pub fn lmtp_replies(&self) -> &[Option<Reply>] {
-        &self.last_outcome.lmtp
+        &self.results.last_outcome.lmtp
     }
 
     /// Every reply of the last `sendmail`, by step.
     pub fn last_outcome(&self) -> &Outcome {
-        &self.last_outcome
+        &self.results.last_outcome
     }
 
     /// One `Outcome` per message of the last batch sent.
     pub fn batch_results(&self) -> &[Outcome] {
-        &self.batch
+        &self.results.batch
     }
 
     /// How many messages are queued for the next `batch_send`.
@@ -329,12 +273,12 @@ impl Session {
     }
 
     pub fn failed_step(&self) -> Step {
-        self.failed_step
+        self.results.failed_step
     }
 
     /// How many times the session waited on the network for a reply.
     pub fn waits(&self) -> u64 {
-        self.waits
+        self.results.waits
     }
 
     // ---- verbs ----------------------------------------------------------
@@ -343,7 +287,7 @@ impl Session {
     /// returned and the connection closed, as smtplib does.
     pub fn connect(&mut self, host: &str, port: u16) -> Result<Reply> {
         self.run(|s| {
-            let implicit = s.tls_policy == TlsPolicy::Implicit;
+            let implicit = s.settings.tls_policy == TlsPolicy::Implicit;
             let greeting = s.open(host, port, implicit)?;
             if greeting.code == 220 {
                 s.apply_tls_policy()?;
@@ -365,16 +309,19 @@ impl Session {
         self.run(|s| s.do_ehlo(name))
     }
 
-    /// Switches the session to LMTP (see `set_lmtp`) and sends LHLO.
+    /// LMTP's greeting (RFC 2033): switches the session to LMTP, then
+    /// LHLO, parsed as EHLO's reply.
     pub fn lhlo(&mut self, name: Option<&str>) -> Result<Reply> {
         self.set_lmtp(true);
         self.ehlo(name)
     }
 
     pub fn starttls(&mut self) -> Result<Reply> {
-        self.run(Self::do_starttls)
+        self.run(|s| s.do_starttls())
     }
 
+    /// AUTH with the best mechanism both sides support, as smtplib's
+    /// `login`.
     pub fn login(&mut self, user: &str, password: &str) -> Result<Reply> {
         self.run(|s| s.do_login(user, password))
     }
@@ -433,8 +380,9 @@ impl Session {
         // Every queued message gets an outcome: those never tried were
         // not sent.
         if let Err(e) = &result {
-            let untried = queue.len().saturating_sub(self.batch.len());
-            self.batch
+            let untried = queue.len().saturating_sub(self.results.batch.len());
+            self.results
+                .batch
                 .extend(std::iter::repeat_n(Outcome::not_sent(e.clone()), untried));
         }
         result
@@ -446,14 +394,14 @@ impl Session {
         source: &mut dyn MessageSource<'m>,
     ) -> Result<Option<Reply>> {
         self.run(|s| {
-            s.batch.clear();
-            s.transport()?;
+            s.results.batch.clear();
+            s.conn()?;
             if let Some(refused) = s.ehlo_or_helo_if_needed()? {
                 return Ok(Some(refused));
             }
             let mut out = Vec::new();
             let result = s.run_transactions(source, &mut out);
-            s.batch = out;
+            s.results.batch = out;
             result.map(|_| None)
         })
     }
@@ -461,34 +409,26 @@ impl Session {
     /// Forgets queued messages and the last batch's results.
     pub fn batch_clear(&mut self) {
         self.batch_queue.clear();
-        self.batch.clear();
+        self.results.batch.clear();
     }
 
-    /// AUTH with one named mechanism (PLAIN, LOGIN, CRAM-MD5, XOAUTH2);
-    /// for XOAUTH2, `secret` is the OAuth 2.0 access token.
+    /// AUTH with one named built-in mechanism (PLAIN, LOGIN, CRAM-MD5,
+    /// XOAUTH2, …; see `sasl::BUILTIN`); for XOAUTH2, `secret` is the OAuth
+    /// 2.0 access token.
     pub fn auth(&mut self, mechanism: &str, user: &str, secret: &str) -> Result<Reply> {
         self.run(|s| {
-            let mech = Mechanism::from_name(mechanism)
-                .ok_or_else(|| Error::invalid(format!("unknown AUTH mechanism {mechanism:?}")))?;
             check_arg("user name", user)?;
             check_arg("secret", secret)?;
-            if let Some(refused) = s.ehlo_or_helo_if_needed()? {
-                return Ok(refused);
-            }
-            s.check_auth_allowed()?;
-            let offered = s
-                .extensions
-                .as_ref()
-                .map(Extensions::auth_mechanisms)
-                .unwrap_or_default();
-            if !offered.iter().any(|o| o == mech.name()) {
-                return Err(Error::new(
-                    ErrorKind::NotSupported,
-                    format!("server does not offer AUTH {}", mech.name()),
-                ));
-            }
-            s.authenticate(mech, user, secret)
+            let mech = sasl::builtin(mechanism, user, secret)
+                .ok_or_else(|| Error::invalid(format!("unknown AUTH mechanism {mechanism:?}")))?;
+            s.auth_with(mech)
         })
+    }
+
+    /// AUTH with a mechanism of the caller's (smtplib's `auth(mechanism,
+    /// authobject)`).
+    pub fn auth_mechanism(&mut self, mech: Box<dyn Mechanism + '_>) -> Result<Reply> {
+        self.run(|s| s.auth_with(mech))
     }
 
     pub fn vrfy(&mut self, address: &str) -> Result<Reply> {
@@ -520,38 +460,38 @@ impl Session {
         })
     }
 
-    /// Any command: `cmd` then `args` (both checked for CR/LF/NUL).
+    /// Any command, as smtplib's `docmd`: `cmd` is one word followed by
+    /// `args`, or a whole command line (`docmd("MAIL FROM:<a@b>")`) with
+    /// `args` absent. Both are checked for CR/LF/NUL.
     pub fn docmd(&mut self, cmd: &str, args: Option<&str>) -> Result<Reply> {
         self.run(|s| {
             check_arg("command", cmd)?;
-            if cmd.is_empty() || cmd.contains(' ') {
-                return Err(Error::invalid("command must be one non-empty word"));
+            if cmd.trim().is_empty() {
+                return Err(Error::invalid("command must not be empty"));
             }
-            s.simple_with_arg(cmd, "command arguments", args.unwrap_or(""))
+            match args {
+                Some(a) if cmd.contains(' ') => Err(Error::invalid(format!(
+                    "command {cmd:?} has arguments of its own; pass {a:?} in it or alone"
+                ))),
+                _ => s.simple_with_arg(cmd, "command arguments", args.unwrap_or("")),
+            }
         })
     }
 
     /// Closes the connection without QUIT.
     pub fn close(&mut self) {
-        if let Some(t) = self.transport.take() {
-            t.close();
+        if let Some(c) = self.conn.take() {
+            self.sent_at_close = c.sent;
+            c.close();
         }
-        self.extensions = None;
-        self.helo_done = false;
-        self.bdat_proven = false;
-        self.wbuf.clear();
-        self.expects.clear();
-        self.body_deadline = None;
-        self.body_open = false;
-        self.write_failed = false;
     }
 
     // ---- internals ------------------------------------------------------
 
     /// Runs a verb: resets the per-call error, records a failure, and makes
     /// the reply the verb returns the last reply (whatever else it read).
-    fn run<T: Answer>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        self.last_error = None;
+    pub(crate) fn run<T: Answer>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.results.last_error = None;
         let result = self.cancel.check().and_then(|_| f(self));
         // A cancel lasts until the call it raced with returns.
         self.cancel.clear();
@@ -562,18 +502,28 @@ impl Session {
         match &result {
             Ok(answer) => {
                 if let Some(r) = answer.reply() {
-                    self.last_reply = Some(r.clone());
+                    self.results.last_reply = Some(r.clone());
                 }
             }
-            Err(e) => self.last_error = Some(e.clone()),
+            Err(e) => self.results.last_error = Some(e.clone()),
         }
         result
     }
 
-    pub(crate) fn transport(&mut self) -> Result<&mut Transport> {
-        self.transport
+    /// The open connection; a `State` error when there is none.
+    pub(crate) fn conn(&mut self) -> Result<&mut Connection> {
+        self.conn
             .as_mut()
             .ok_or_else(|| Error::state("not connected"))
+    }
+
+    fn conn_ref(&self) -> Option<&Connection> {
+        self.conn.as_ref()
+    }
+
+    /// Bytes handed to the kernel on the current (or last) connection.
+    pub(crate) fn bytes_sent(&self) -> u64 {
+        self.conn.as_ref().map_or(self.sent_at_close, |c| c.sent)
     }
 
     fn open(&mut self, host: &str, port: u16, implicit_tls: bool) -> Result<Reply> {
@@ -582,28 +532,21 @@ impl Session {
         } else {
             check_hostname("host", host)?;
         }
-        if self.transport.is_some() {
+        if self.conn.is_some() {
             return Err(Error::state("already connected; quit or close first"));
         }
         self.tracer.connect(host, port);
         let opts = ConnectOptions {
-            timeout: self.timeout,
-            source: self.source,
+            timeout: self.settings.timeout,
+            source: self.settings.source,
             cancel: self.cancel.clone(),
         };
         let t = if implicit_tls {
-            transport::connect_tls(host, port, &opts, &self.tls)?
+            transport::connect_tls(host, port, &opts, &self.settings.tls)?
         } else {
             Transport::connect(host, port, &opts)?
         };
-        self.transport = Some(t);
-        // A new connection starts with nothing queued from an old one.
-        self.wbuf.clear();
-        self.expects.clear();
-        self.sent = 0;
-        self.host = host.to_string();
-        self.extensions = None;
-        self.helo_done = false;
+        self.conn = Some(Connection::new(t, host));
         let greeting = self.read_reply()?;
         if greeting.code != 220 {
             self.close();
@@ -612,41 +555,46 @@ impl Session {
     }
 
     fn ehlo_name(&self, name: Option<&str>) -> Result<String> {
-        match name.or(self.local_hostname.as_deref()) {
+        match name.or(self.settings.local_hostname.as_deref()) {
             Some(n) => {
                 check_hostname("EHLO name", n)?;
                 Ok(n.to_string())
             }
             None => Ok(hostname::local_hostname(
-                self.transport.as_ref().and_then(Transport::local_addr),
+                self.conn_ref().and_then(|c| c.transport.local_addr()),
             )),
         }
     }
 
+    /// EHLO, or LHLO in LMTP mode.
     fn do_ehlo(&mut self, name: Option<&str>) -> Result<Reply> {
+        let verb = if self.settings.lmtp { "lhlo" } else { "ehlo" };
         let name = self.ehlo_name(name)?;
-        self.bdat_proven = false;
-        let verb = if self.lmtp { "lhlo" } else { "ehlo" };
+        self.conn()?.bdat_proven = false;
         let r = self.command(command::line(verb, &name))?;
-        self.extensions = (r.code == 250).then(|| Extensions::parse(&r));
+        if let Some(c) = self.conn.as_mut() {
+            c.extensions = (r.code == 250).then(|| Extensions::parse(&r));
+        }
         Ok(r)
     }
 
     fn do_helo(&mut self, name: Option<&str>) -> Result<Reply> {
         let name = self.ehlo_name(name)?;
         let r = self.command(command::line("helo", &name))?;
-        self.helo_done = r.code == 250;
+        if let Some(c) = self.conn.as_mut() {
+            c.helo_done = r.code == 250;
+        }
         Ok(r)
     }
 
-    /// EHLO, falling back to HELO, unless one already succeeded. Returns the
-    /// refusal when neither is accepted.
-    fn ehlo_or_helo_if_needed(&mut self) -> Result<Option<Reply>> {
-        if self.extensions.is_some() || self.helo_done {
+    /// EHLO (LHLO), falling back to HELO, unless one already succeeded.
+    /// Returns the refusal when neither is accepted.
+    pub(crate) fn ehlo_or_helo_if_needed(&mut self) -> Result<Option<Reply>> {
+        if self.conn()?.greeted() {
             return Ok(None);
         }
         let r = self.do_ehlo(None)?;
-        if r.code == 250 || self.lmtp {
+        if r.code == 250 || self.settings.lmtp {
             return Ok((r.code != 250).then_some(r));
         }
         let r = self.do_helo(None)?;
@@ -670,27 +618,23 @@ impl Session {
         if r.code != 220 {
             return Ok(r);
         }
-        let t = self
-            .transport
+        let conn = self
+            .conn
             .take()
             .ok_or_else(|| Error::state("not connected"))?;
-        if t.buffered() > 0 {
+        let Connection {
+            transport, host, ..
+        } = conn;
+        if transport.buffered() > 0 {
             self.tracer.note(&format!(
                 "discarding {} bytes received before TLS",
-                t.buffered()
+                transport.buffered()
             ));
         }
-        let host = self.host.clone();
-        match t.start_tls(&host, &self.tls) {
-            Ok(t) => self.transport = Some(t),
-            Err(e) => {
-                self.close();
-                return Err(e);
-            }
-        }
-        // RFC 3207 §4.2: forget everything learnt before TLS.
-        self.extensions = None;
-        self.helo_done = false;
+        // RFC 3207 §4.2: forget everything learnt before TLS — a new
+        // Connection over the TLS stream starts with nothing.
+        let t = transport.start_tls(&host, &self.settings.tls, self.settings.timeout)?;
+        self.conn = Some(Connection::new(t, &host));
         Ok(r)
     }
 
@@ -708,13 +652,13 @@ impl Session {
             ));
         }
         let offered = self
-            .extensions
-            .as_ref()
+            .extensions()
             .map(Extensions::auth_mechanisms)
             .unwrap_or_default();
-        let usable: Vec<Mechanism> = Mechanism::PREFERRED
-            .into_iter()
-            .filter(|m| offered.iter().any(|o| o == m.name()))
+        let usable: Vec<&str> = sasl::LOGIN_PREFERENCE
+            .iter()
+            .copied()
+            .filter(|m| offered.iter().any(|o| o == m))
             .collect();
         if usable.is_empty() {
             return Err(Error::new(
@@ -728,8 +672,9 @@ impl Session {
         // As smtplib: try each usable mechanism, best first, until one is
         // accepted (235) or the server says we already are (503).
         let mut last = None;
-        for mech in usable {
-            let r = self.authenticate(mech, user, password)?;
+        for name in usable {
+            let mech = sasl::builtin(name, user, password).expect("a built-in mechanism");
+            let r = self.authenticate(mech)?;
             if matches!(r.code, 235 | 503) {
                 return Ok(r);
             }
@@ -738,21 +683,41 @@ impl Session {
         Ok(last.expect("at least one mechanism was tried"))
     }
 
-    /// One AUTH exchange with `mech`; the secret-bearing lines are redacted.
-    pub(crate) fn authenticate(
-        &mut self,
-        mech: Mechanism,
-        user: &str,
-        secret: &str,
-    ) -> Result<Reply> {
-        let verb = format!("AUTH {}", mech.name());
-        let initial = match mech {
-            Mechanism::Plain => Some(auth::plain_response(user, secret)),
-            Mechanism::XOAuth2 => Some(auth::xoauth2_response(user, secret)),
-            Mechanism::Login | Mechanism::CramMd5 => None,
+    /// EHLO if needed, the AUTH policy, the server's offer, then the
+    /// exchange.
+    fn auth_with(&mut self, mech: Box<dyn Mechanism + '_>) -> Result<Reply> {
+        check_arg("mechanism", mech.name())?;
+        if let Some(refused) = self.ehlo_or_helo_if_needed()? {
+            return Ok(refused);
+        }
+        self.check_auth_allowed()?;
+        let offered = self
+            .extensions()
+            .map(Extensions::auth_mechanisms)
+            .unwrap_or_default();
+        if !offered.iter().any(|o| o.eq_ignore_ascii_case(mech.name())) {
+            return Err(Error::new(
+                ErrorKind::NotSupported,
+                format!("server does not offer AUTH {}", mech.name()),
+            ));
+        }
+        self.authenticate(mech)
+    }
+
+    /// One AUTH exchange; every line after the verb is redacted. A failure
+    /// mid-exchange closes the connection: the next command would be read
+    /// as a SASL response.
+    fn authenticate(&mut self, mut mech: Box<dyn Mechanism + '_>) -> Result<Reply> {
+        let verb = format!("AUTH {}", mech.name().to_ascii_uppercase());
+        let initial = if self.settings.initial_response {
+            mech.initial_response()?
+        } else {
+            None
         };
         let mut r = match &initial {
-            Some(ir) => self.secret_command(&format!("{verb} {ir}"), &verb)?,
+            // RFC 4954 §4: an empty initial response is "=".
+            Some(ir) if ir.is_empty() => self.secret_command(&format!("{verb} ="), &verb)?,
+            Some(ir) => self.secret_command(&format!("{verb} {}", sasl::encode(ir)), &verb)?,
             None => self.command(command::line(&verb, ""))?,
         };
         let mut round = 0;
@@ -761,36 +726,35 @@ impl Session {
                 self.close();
                 return Err(Error::protocol("too many AUTH challenges"));
             }
-            let response = match mech {
-                Mechanism::Plain => initial.clone().unwrap_or_default(),
-                Mechanism::Login => {
-                    // A bad challenge leaves the exchange mid-way: the next command
-                    // would be read as a SASL response, so the connection closes.
-                    let challenge =
-                        auth::decode_challenge(&r.text).inspect_err(|_| self.close())?;
-                    auth::login_response(user, secret, &challenge, round)
-                }
-                Mechanism::CramMd5 => {
-                    // A bad challenge leaves the exchange mid-way: the next command
-                    // would be read as a SASL response, so the connection closes.
-                    let challenge =
-                        auth::decode_challenge(&r.text).inspect_err(|_| self.close())?;
-                    auth::cram_md5_response(user, secret, &challenge)
-                }
-                // A 334 here carries the error details; an empty line asks
-                // for the final (failure) reply.
-                Mechanism::XOAuth2 => String::new(),
+            let challenge = if mech.challenges_are_base64() {
+                sasl::decode_challenge(&r.text).inspect_err(|_| self.close())?
+            } else {
+                r.text.clone().into_bytes()
             };
-            r = self.secret_command(&response, "")?;
+            let response = match mech.step(&challenge) {
+                Ok(resp) => resp,
+                Err(e) => {
+                    // RFC 4954 §4: "*" cancels the exchange; the server
+                    // answers 501 and the connection stays in step.
+                    let _ = self.secret_command("*", "*");
+                    return Err(e);
+                }
+            };
+            r = self.secret_command(&sasl::encode(&response), "")?;
             round += 1;
+        }
+        if r.code == 235 {
+            mech.finish()?;
         }
         Ok(r)
     }
 
-    /// Connect-time TLS for the Opportunistic and Required policies: EHLO,
-    /// STARTTLS, EHLO. Under Required nothing past EHLO is sent in clear.
+    /// Connect-time TLS for the Opportunistic and Required policies: EHLO
+    /// (LHLO for LMTP), STARTTLS, EHLO. Under Required nothing past EHLO is
+    /// sent in clear, and any failure is `Insecure` (the detail stays in
+    /// the message).
     fn apply_tls_policy(&mut self) -> Result<()> {
-        let required = match self.tls_policy {
+        let required = match self.settings.tls_policy {
             TlsPolicy::Opportunistic => false,
             TlsPolicy::Required => true,
             TlsPolicy::Manual | TlsPolicy::Implicit => return Ok(()),
@@ -820,7 +784,13 @@ impl Session {
                 Ok(())
             };
         }
-        let r = self.do_starttls()?;
+        let r = match self.do_starttls() {
+            Ok(r) => r,
+            Err(e) if required && matches!(e.kind, ErrorKind::Tls | ErrorKind::TlsVerify) => {
+                return refuse(self, format!("TLS required but STARTTLS failed: {e}"));
+            }
+            Err(e) => return Err(e),
+        };
         if r.code != 220 {
             return if required {
                 refuse(
@@ -838,17 +808,14 @@ impl Session {
         Ok(())
     }
 
-    /// Credentials go only over TLS or to a loopback peer, unless the
-    /// caller explicitly allowed otherwise (as Go's PlainAuth).
+    /// Credentials go only over TLS, to a loopback peer or over a UNIX
+    /// socket, unless the caller explicitly allowed otherwise (as Go's
+    /// PlainAuth).
     fn check_auth_allowed(&self) -> Result<()> {
-        let peer = self
-            .transport
-            .as_ref()
-            .and_then(Transport::peer_addr)
-            .map(|a| a.ip());
-        // A UNIX-domain socket never leaves the machine.
-        let local = self.transport.as_ref().is_some_and(Transport::is_unix);
-        if local || auth_allowed(self.is_tls(), peer, self.allow_insecure_auth) {
+        let t = self.conn_ref().map(|c| &c.transport);
+        let peer = t.and_then(Transport::peer_addr).map(|a| a.ip());
+        let local = t.is_some_and(Transport::is_unix);
+        if local || auth_allowed(self.is_tls(), peer, self.settings.allow_insecure_auth) {
             Ok(())
         } else {
             Err(Error::new(
@@ -860,14 +827,14 @@ impl Session {
     }
 
     fn send_one(&mut self, msg: Message<'_>) -> Result<Reply> {
-        self.last_outcome = Outcome::default();
-        self.failed_step = Step::None;
+        self.results.last_outcome = Outcome::default();
+        self.results.failed_step = Step::None;
         let greeted = self.greet_for_message(&msg).inspect_err(|e| {
-            self.last_outcome = Outcome::not_sent(e.clone());
+            self.results.last_outcome = Outcome::not_sent(e.clone());
         })?;
         if let Some(refused) = greeted {
-            self.failed_step = Step::Helo;
-            self.last_outcome = Outcome::not_sent(Error::new(
+            self.results.failed_step = Step::Helo;
+            self.results.last_outcome = Outcome::not_sent(Error::new(
                 ErrorKind::Protocol,
                 format!("EHLO and HELO refused ({})", refused.code),
             ));
@@ -877,12 +844,12 @@ impl Session {
         let mut source = || Ok(one.take());
         let mut out = Vec::with_capacity(1);
         let run = self.run_transactions(&mut source, &mut out);
-        self.last_outcome = out.pop().unwrap_or_default();
-        let (step, reply) = match self.last_outcome.result() {
+        self.results.last_outcome = out.pop().unwrap_or_default();
+        let (step, reply) = match self.results.last_outcome.result() {
             Ok(answer) => answer,
             Err(e) => return Err(run.err().unwrap_or(e)),
         };
-        self.failed_step = step;
+        self.results.failed_step = step;
         if step == Step::Message && self.is_connected() {
             // smtplib resets after a refused message; the caller wants the
             // refusal, not the RSET's reply (nor its failure: a server that
@@ -897,10 +864,10 @@ impl Session {
     fn greet_for_message(&mut self, msg: &Message<'_>) -> Result<Option<Reply>> {
         // Nothing is sent, not even EHLO, for a malformed envelope (once
         // EHLO is done, the engine checks it before sending).
-        if self.extensions.is_none() && !self.helo_done {
+        if !self.conn_ref().is_some_and(Connection::greeted) {
             check_envelope(msg.from, &msg.to)?;
         }
-        self.transport()?;
+        self.conn()?;
         self.ehlo_or_helo_if_needed()
     }
 
@@ -914,91 +881,62 @@ impl Session {
     }
 
     /// Queues a command line and reads its reply.
-    fn command(&mut self, line: Vec<u8>) -> Result<Reply> {
-        self.transport()?;
+    pub(crate) fn command(&mut self, line: Vec<u8>) -> Result<Reply> {
+        self.conn()?;
         self.queue(&line);
         self.read_reply()
     }
 
     /// Like `command`, but the transcript shows only `shown`.
     fn secret_command(&mut self, line: &str, shown: &str) -> Result<Reply> {
-        self.transport()?;
+        let c = self.conn()?;
+        c.wbuf.extend_from_slice(line.as_bytes());
+        c.wbuf.extend_from_slice(b"\r\n");
         self.tracer.send_redacted(shown);
-        self.wbuf.extend_from_slice(line.as_bytes());
-        self.wbuf.extend_from_slice(b"\r\n");
         self.read_reply()
     }
 
+    /// Queues a line for the next write (nothing when not connected: the
+    /// caller's next read reports that).
     pub(crate) fn queue(&mut self, line: &[u8]) {
-        self.tracer.send(line);
-        self.wbuf.extend_from_slice(line);
+        if let Some(c) = self.conn.as_mut() {
+            c.queue(&mut self.tracer, line);
+        }
     }
 
-    /// Writes the write buffer within one timeout, or within the deadline
-    /// of the message body it holds. A failed write closes the connection,
-    /// except inside the transaction engine, which first reads the replies
-    /// already on their way (see `run_transactions`).
+    /// Writes what is queued within one timeout (or the body's deadline).
+    /// A failed write closes the connection, except inside the transaction
+    /// engine, which first reads the replies already on their way (see
+    /// `run_transactions`).
     pub(crate) fn flush(&mut self) -> Result<()> {
-        if self.wbuf.is_empty() {
-            return Ok(());
-        }
-        let deadline = self
-            .body_deadline
-            .unwrap_or_else(|| Instant::now() + self.timeout);
-        let buf = std::mem::take(&mut self.wbuf);
-        let mut sent = self.sent;
-        let r = self.transport()?.write_all(&buf, deadline, &mut sent);
-        self.sent = sent;
-        self.wbuf = buf;
-        self.wbuf.clear();
-        if !self.body_open {
-            self.body_deadline = None;
-        }
-        if r.is_err() {
-            if self.in_transaction {
-                self.write_failed = true;
-            } else {
-                self.close();
-            }
+        let deadline = Instant::now() + self.settings.timeout;
+        let r = self.conn()?.flush(deadline);
+        if r.is_err() && !self.in_transaction {
+            self.close();
         }
         r
     }
 
-    /// Flushes queued commands, then reads the next reply within one timeout.
-    /// A failure here leaves the stream out of step, so it closes.
+    /// Flushes queued commands, then reads the next reply within one
+    /// timeout. A failure here leaves the stream out of step, so it closes.
     pub(crate) fn read_reply(&mut self) -> Result<Reply> {
         self.flush()?;
-        self.read_reply_by(Instant::now() + self.timeout)
+        self.read_reply_by(Instant::now() + self.settings.timeout)
     }
 
-    /// Reads the next reply, whole, before `deadline`.
+    /// Reads the next reply, whole, before `deadline`; nothing is written.
     pub(crate) fn read_reply_by(&mut self, deadline: Instant) -> Result<Reply> {
-        let mut parser = ReplyParser::new();
-        if !self.transport()?.has_line() {
-            self.waits += 1;
+        let c = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| Error::state("not connected"))?;
+        if !c.transport.has_line() {
+            self.results.waits += 1;
         }
-        let result = loop {
-            let Some(t) = self.transport.as_mut() else {
-                break Err(Error::state("not connected"));
-            };
-            let line = match t.read_line(deadline) {
-                Ok(l) => l,
-                Err(e) => break Err(e),
-            };
-            self.tracer.reply_line(line);
-            let text = line.strip_suffix(b"\n").unwrap_or(line);
-            let text = text.strip_suffix(b"\r").unwrap_or(text);
-            match parser.push_line(text) {
-                Ok(Some(reply)) => break Ok(reply),
-                Ok(None) => {}
-                Err(e) => break Err(e),
-            }
-        };
-        match result {
+        match c.read_reply_by(&mut self.tracer, deadline) {
             Ok(reply) => {
-                self.tracer.reply(reply.code, &reply.text);
                 if !self.in_transaction {
-                    self.last_reply = Some(reply.clone());
+                    self.results.last_reply = Some(reply.clone());
                 }
                 Ok(reply)
             }
@@ -1011,7 +949,7 @@ impl Session {
 }
 
 /// What a verb returns, as far as `last_reply` is concerned.
-trait Answer {
+pub(crate) trait Answer {
     fn reply(&self) -> Option<&Reply>;
 }
 

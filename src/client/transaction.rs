@@ -15,11 +15,17 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use super::command::{self, quote_addr};
+use super::connection::Connection;
 use super::data::{self, DataEncoder};
 use super::error::{Error, ErrorKind, Result};
-use super::reply::Reply;
-use super::session::{Session, Step};
+use super::outcome::accepted;
+use super::params::{BodyFacts, BodyPlan, Envelope, Offers};
+use super::session::Session;
+use super::trace::Tracer;
+
+// Everything a caller of the engine needs, in one module.
+pub use super::outcome::{Delivery, Outcome, Step};
+pub use super::params::{xtext, Dsn};
 
 /// Encoded body bytes gathered before a write: large enough for few
 /// syscalls, small enough to bound memory whatever the message size.
@@ -100,200 +106,6 @@ impl<'a> MessageSource<'a> for SliceSource<'a> {
     }
 }
 
-/// Delivery Status Notification parameters (RFC 3461), applied to every
-/// message sent while set.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Dsn {
-    /// "FULL" or "HDRS".
-    pub ret: Option<String>,
-    /// Envelope identifier; xtext-encoded on the wire.
-    pub envid: Option<String>,
-    /// "NEVER" or a comma list of SUCCESS, FAILURE, DELAY.
-    pub notify: Option<String>,
-    /// Add ORCPT=rfc822;<recipient> to each RCPT.
-    pub orcpt: bool,
-}
-
-impl Dsn {
-    pub fn validate(&self) -> Result<()> {
-        if let Some(ret) = &self.ret {
-            if !ret.eq_ignore_ascii_case("FULL") && !ret.eq_ignore_ascii_case("HDRS") {
-                return Err(Error::invalid("DSN RET must be FULL or HDRS"));
-            }
-        }
-        if let Some(envid) = &self.envid {
-            command::check_arg("DSN ENVID", envid)?;
-            if envid.is_empty() || !envid.is_ascii() {
-                return Err(Error::invalid("DSN ENVID must be non-empty ASCII"));
-            }
-        }
-        if let Some(notify) = &self.notify {
-            let words: Vec<String> = notify
-                .split(',')
-                .map(|w| w.trim().to_ascii_uppercase())
-                .collect();
-            let never = words.len() == 1 && words[0] == "NEVER";
-            let known = words
-                .iter()
-                .all(|w| matches!(w.as_str(), "SUCCESS" | "FAILURE" | "DELAY"));
-            if !never && !known {
-                return Err(Error::invalid(
-                    "DSN NOTIFY must be NEVER or a comma list of SUCCESS, FAILURE, DELAY",
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// RFC 3461 §4: xtext keeps "!".."~" except '+' and '='; the rest is +HH.
-pub fn xtext(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Where a message stands, as far as the client can know. Only a final
-/// reply to the whole message — to the end of data or to `BDAT … LAST`;
-/// for LMTP, one per accepted recipient — makes it accepted; a chunk's 250
-/// never does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// No message was tried.
-    None,
-    /// The final reply was read and was positive (LMTP: for at least one
-    /// recipient, and every accepted recipient's reply was read).
-    Accepted,
-    /// The server refused it: MAIL, every RCPT, DATA, a chunk or the
-    /// message itself (see `result`). Not delivered.
-    Refused,
-    /// Certainly not delivered, with no refusal from the server: refused
-    /// by the library before sending, or the connection failed before its
-    /// end of data was sent.
-    NotSent,
-    /// The end of data was sent but its final reply never arrived: the
-    /// server may or may not have taken it (RFC 1047's window, which SMTP
-    /// cannot close).
-    Unknown,
-}
-
-/// What the server answered for one message.
-#[derive(Debug, Clone, Default)]
-pub struct Outcome {
-    pub mail: Option<Reply>,
-    /// RCPT answers, in the order the recipients were given.
-    pub rcpts: Vec<Reply>,
-    pub data: Option<Reply>,
-    /// The final reply (after the body, or to BDAT LAST).
-    pub last: Option<Reply>,
-    /// LMTP: each recipient's delivery reply; `None` for refused ones.
-    pub lmtp: Vec<Option<Reply>>,
-    /// Why the message has no complete answer (refused locally, or the
-    /// connection failed first).
-    pub error: Option<Error>,
-    n_rcpts: usize,
-    pending: usize,
-    bdat: bool,
-    /// Offset in the connection's byte stream just past this message's end
-    /// of data, once queued.
-    end_at: Option<u64>,
-    /// The connection failed after `end_at` had been handed to the kernel.
-    end_sent: bool,
-}
-
-fn accepted(r: &Reply) -> bool {
-    matches!(r.code, 250 | 251)
-}
-
-impl Outcome {
-    /// An outcome for a message that never reached the wire.
-    pub fn not_sent(e: Error) -> Self {
-        Outcome {
-            error: Some(e),
-            ..Outcome::default()
-        }
-    }
-
-    /// Accepted, refused, not sent or unknown: see [`Delivery`].
-    pub fn delivery(&self) -> Delivery {
-        if self.error.is_none() && self.mail.is_none() && self.n_rcpts == 0 {
-            return Delivery::None;
-        }
-        match self.result() {
-            Ok((Step::None, _)) => Delivery::Accepted,
-            Ok(_) => Delivery::Refused,
-            Err(_) if self.end_sent => Delivery::Unknown,
-            Err(_) => Delivery::NotSent,
-        }
-    }
-
-    /// MAIL and every RCPT answered, MAIL and at least one RCPT accepted.
-    pub fn envelope_accepted(&self) -> bool {
-        self.mail.as_ref().is_some_and(|m| m.code == 250)
-            && self.rcpts.len() == self.n_rcpts
-            && self.rcpts.iter().any(accepted)
-    }
-
-    /// Which step the server refused (`Step::None` on success) and the
-    /// reply that says so; or the error that left the message unanswered.
-    pub fn result(&self) -> Result<(Step, Reply)> {
-        let missing = || {
-            self.error
-                .clone()
-                .unwrap_or_else(|| Error::new(ErrorKind::Closed, "no reply for this message"))
-        };
-        if let (Some(e), None) = (&self.error, &self.mail) {
-            return Err(e.clone());
-        }
-        let mail = self.mail.as_ref().ok_or_else(missing)?;
-        if mail.code != 250 {
-            return Ok((Step::Mail, mail.clone()));
-        }
-        // 421: the server is closing; the remaining replies will never come.
-        if let Some(r) = self.rcpts.iter().find(|r| r.code == 421) {
-            return Ok((Step::Rcpt, r.clone()));
-        }
-        if !self.rcpts.iter().any(accepted) {
-            return match self.rcpts.last() {
-                Some(r) if self.rcpts.len() == self.n_rcpts => Ok((Step::Rcpt, r.clone())),
-                _ => Err(missing()),
-            };
-        }
-        if !self.bdat {
-            let data = self.data.as_ref().ok_or_else(missing)?;
-            if data.code != 354 {
-                return Ok((Step::Data, data.clone()));
-            }
-        }
-        if !self.lmtp.is_empty() {
-            let delivered: Vec<&Reply> = self.lmtp.iter().flatten().collect();
-            let expected = self.rcpts.iter().filter(|r| accepted(r)).count();
-            if delivered.len() < expected && self.error.is_some() {
-                return Err(missing());
-            }
-            return match delivered.iter().rev().find(|r| r.is_positive()) {
-                Some(ok) => Ok((Step::None, (*ok).clone())),
-                None => Ok((
-                    Step::Message,
-                    delivered.last().map(|r| (*r).clone()).ok_or_else(missing)?,
-                )),
-            };
-        }
-        let last = self.last.as_ref().ok_or_else(missing)?;
-        if last.is_positive() {
-            Ok((Step::None, last.clone()))
-        } else {
-            Ok((Step::Message, last.clone()))
-        }
-    }
-}
-
 /// Receives a body piece by piece: the session, the piece, and whether
 /// it is the last one.
 type BodySink<'a> = dyn FnMut(&mut Session, &[u8], bool) -> Result<()> + 'a;
@@ -324,10 +136,7 @@ enum Mode {
 struct Prepared {
     mail: Vec<u8>,
     rcpts: Vec<Vec<u8>>,
-    /// A streamed body must be checked for 8-bit bytes as it goes, since the
-    /// server does not accept them.
-    reject_8bit_stream: bool,
-    binary: bool,
+    plan: BodyPlan,
 }
 
 impl Session {
@@ -348,26 +157,31 @@ impl Session {
             // sent are read and filed first, so that a message the server
             // accepted is reported so, not sent again. A failing source
             // comes after every reply was read: the session stays usable.
-            if self.write_failed {
+            if self.conn.as_ref().is_some_and(|c| c.write_failed) {
                 self.salvage_replies(out);
             }
-            self.expects.clear();
+            if let Some(c) = self.conn.as_mut() {
+                c.expects.clear();
+            }
+            let sent = self.bytes_sent();
             for o in &mut out[first..] {
                 if o.pending > 0 || o.mail.is_none() {
                     o.error.get_or_insert_with(|| e.clone());
-                    o.end_sent = o.end_at.is_some_and(|end| self.sent >= end);
+                    o.end_sent = o.end_at.is_some_and(|end| sent >= end);
                 }
             }
         }
         self.in_transaction = false;
-        self.body_deadline = None;
-        self.body_open = false;
+        if let Some(c) = self.conn.as_mut() {
+            c.body_deadline = None;
+            c.body_open = false;
+        }
         result
     }
 
     fn mode(&self) -> Mode {
-        let pipelined = self.pipelining && self.has_extn("PIPELINING");
-        if self.chunking && pipelined && !self.lmtp && self.has_extn("CHUNKING") {
+        let pipelined = self.settings.pipelining && self.has_extn("PIPELINING");
+        if self.settings.chunking && pipelined && self.has_extn("CHUNKING") {
             Mode::Bdat
         } else if pipelined {
             Mode::PipelinedData
@@ -381,7 +195,7 @@ impl Session {
         source: &mut dyn MessageSource<'m>,
         out: &mut Vec<Outcome>,
     ) -> Result<()> {
-        self.transport()?;
+        self.conn()?;
         let mode = self.mode();
         let first = out.len();
         loop {
@@ -423,7 +237,7 @@ impl Session {
                         self.expect(b"rset\r\n", Expect::Rset, out);
                     }
                     self.send_bdat(i, prepared, body, out)?;
-                    while self.expects.len() > WINDOW_REPLIES {
+                    while self.outstanding() > WINDOW_REPLIES {
                         self.dispatch(out)?;
                     }
                 }
@@ -435,118 +249,31 @@ impl Session {
     /// Checks a message against the caller's rules and the server's
     /// extensions, before anything of it is sent.
     fn prepare(&self, msg: &Message<'_>) -> Result<Prepared> {
-        let mut from = quote_addr("sender", msg.from)?;
-        if msg.to.is_empty() {
-            return Err(Error::invalid("no recipients"));
-        }
-        let mut to = msg
-            .to
-            .iter()
-            .map(|a| quote_addr("recipient", a))
-            .collect::<Result<Vec<_>>>()?;
-        let ext = self.extensions();
-        let offers = |k: &str| ext.is_some_and(|e| e.has(k));
-        let mut params = String::new();
-
-        let (size, eight_bit) = match &msg.body {
-            Body::Bytes(b) => (Some(b.len() as u64), Some(data::has_8bit(b))),
-            Body::Stream { size_hint, .. } => (*size_hint, None),
+        let mut env = Envelope::new(msg.from, &msg.to)?;
+        let facts = match &msg.body {
+            Body::Bytes(b) => BodyFacts {
+                size: Some(b.len() as u64),
+                eight_bit: Some(data::has_8bit(b)),
+                binarymime: self.settings.binarymime,
+            },
+            Body::Stream { size_hint, .. } => BodyFacts {
+                size: *size_hint,
+                eight_bit: None,
+                binarymime: self.settings.binarymime,
+            },
         };
-        if let (Some(size), true) = (size, offers("SIZE")) {
-            if let Some(limit) = ext.and_then(|e| e.size_limit()) {
-                if size > limit {
-                    return Err(Error::new(
-                        ErrorKind::TooLarge,
-                        format!("message is {size} bytes; the server accepts at most {limit}"),
-                    ));
-                }
-            }
-            params.push_str(&format!(" SIZE={size}"));
-        }
-
-        let binary = self.binarymime;
-        let mut reject_8bit_stream = false;
-        if binary {
-            if !(offers("BINARYMIME") && offers("CHUNKING")) {
-                return Err(Error::new(
-                    ErrorKind::NotSupported,
-                    "BINARYMIME requested but the server does not offer BINARYMIME and CHUNKING",
-                ));
-            }
-            params.push_str(" BODY=BINARYMIME");
-        } else if offers("8BITMIME") && eight_bit != Some(false) {
-            params.push_str(" BODY=8BITMIME");
-        } else if eight_bit == Some(true) {
-            return Err(Error::new(
-                ErrorKind::NotSupported,
-                "message has 8-bit bytes but the server does not offer 8BITMIME",
-            ));
-        } else if eight_bit.is_none() {
-            reject_8bit_stream = true;
-        }
-
-        if !from.is_ascii() || to.iter().any(|a| !a.is_ascii()) {
-            if offers("SMTPUTF8") {
-                params.push_str(" SMTPUTF8");
-            } else {
-                // Without SMTPUTF8 an internationalized domain can still go
-                // as its A-label; a non-ASCII local part cannot.
-                for addr in std::iter::once(&mut from).chain(to.iter_mut()) {
-                    if !addr.is_ascii() {
-                        *addr = command::ascii_domain(addr).ok_or_else(|| {
-                            Error::new(
-                                ErrorKind::NotSupported,
-                                format!(
-                                    "{addr} has non-ASCII characters the server cannot take: \
-                                     it does not offer SMTPUTF8 and IDNA cannot convert them"
-                                ),
-                            )
-                        })?;
-                    }
-                }
-            }
-        }
-
-        let mut rcpt_params = String::new();
-        if let Some(dsn) = &self.dsn {
-            if !offers("DSN") {
-                return Err(Error::new(
-                    ErrorKind::NotSupported,
-                    "DSN requested but the server does not offer DSN",
-                ));
-            }
-            if let Some(ret) = &dsn.ret {
-                params.push_str(&format!(" RET={}", ret.to_ascii_uppercase()));
-            }
-            if let Some(envid) = &dsn.envid {
-                params.push_str(&format!(" ENVID={}", xtext(envid)));
-            }
-            if let Some(notify) = &dsn.notify {
-                let list: Vec<String> = notify
-                    .split(',')
-                    .map(|w| w.trim().to_ascii_uppercase())
-                    .collect();
-                rcpt_params.push_str(&format!(" NOTIFY={}", list.join(",")));
-            }
-        }
-        let orcpt = self.dsn.as_ref().is_some_and(|d| d.orcpt);
-        let rcpts = to
-            .iter()
-            .map(|addr| {
-                let mut args = format!("TO:{addr}{rcpt_params}");
-                if orcpt {
-                    let bare = &addr[1..addr.len() - 1];
-                    let kind = if bare.is_ascii() { "rfc822" } else { "utf-8" };
-                    args.push_str(&format!(" ORCPT={kind};{}", xtext(bare)));
-                }
-                command::line("rcpt", &args)
-            })
-            .collect();
+        let set = &self.settings;
+        let plan = env.build(
+            Offers(self.extensions()),
+            facts,
+            set.dsn.as_ref(),
+            &set.mail_options,
+            &set.rcpt_options,
+        )?;
         Ok(Prepared {
-            mail: command::line("mail", &format!("FROM:{from}{params}")),
-            rcpts,
-            reject_8bit_stream,
-            binary,
+            mail: env.mail_line(),
+            rcpts: env.rcpt_lines(),
+            plan,
         })
     }
 
@@ -569,7 +296,7 @@ impl Session {
         if !out[i].rcpts.iter().any(accepted) {
             return self.reset(out);
         }
-        if p.binary {
+        if p.plan.binary {
             out[i].bdat = true;
             self.queue_bdat_body(i, body, &p, out)?;
             return self.drain(out);
@@ -605,7 +332,7 @@ impl Session {
                 // The server took DATA for an envelope it refused: an
                 // empty body delivers nothing.
                 self.expect(data::END_OF_DATA, Expect::Final(i), out);
-                out[i].end_at = Some(self.sent + self.wbuf.len() as u64);
+                out[i].end_at = Some(self.conn()?.queued_end());
                 self.expect(b"rset\r\n", Expect::Rset, out);
                 Ok(())
             }
@@ -625,7 +352,9 @@ impl Session {
     ) -> Result<()> {
         out[i].bdat = true;
         self.queue_envelope(i, &p, out);
-        if !self.bdat_proven {
+        // LMTP answers `BDAT … LAST` once per accepted recipient, so the
+        // body waits until the RCPT replies say how many.
+        if !self.conn()?.bdat_proven || self.settings.lmtp {
             // A refusal of the first envelope may come from a session-level
             // check (TLS or AUTH required) after which a server need not read
             // the chunk: Postfix 3.7 then reads its bytes as commands, which
@@ -638,7 +367,7 @@ impl Session {
                 self.expect(b"rset\r\n", Expect::Rset, out);
                 return Ok(());
             }
-            self.bdat_proven = true;
+            self.conn()?.bdat_proven = true;
         }
         self.queue_bdat_body(i, body, &p, out)
     }
@@ -669,20 +398,21 @@ impl Session {
     ) -> Result<()> {
         let mut enc = DataEncoder::for_data();
         let mut end_at = None;
-        self.open_body();
+        self.open_body()?;
         // Encoded straight into the session's write buffer: a failure
         // closes the connection, which empties it, so nothing of a failed
         // body can go out later.
         self.pump_body(body, p, &mut |s, piece, last| {
-            let start = s.wbuf.len();
-            enc.encode(piece, &mut s.wbuf);
+            let (c, tracer) = s.wire()?;
+            let start = c.wbuf.len();
+            enc.encode(piece, &mut c.wbuf);
             if last {
-                enc.finish(&mut s.wbuf);
-                end_at = Some(s.sent + s.wbuf.len() as u64);
-                s.body_open = false;
+                enc.finish(&mut c.wbuf);
+                end_at = Some(c.queued_end());
+                c.body_open = false;
             }
-            s.tracer.send(&s.wbuf[start..]);
-            if s.wbuf.len() >= FLUSH_AT {
+            tracer.send(&c.wbuf[start..]);
+            if c.wbuf.len() >= FLUSH_AT {
                 s.flush()?;
             }
             Ok(())
@@ -694,13 +424,16 @@ impl Session {
 
     /// Starts the one deadline a message body's writes share, up to the
     /// write that carries its end.
-    fn open_body(&mut self) {
-        self.body_deadline = Some(Instant::now() + self.body_timeout());
-        self.body_open = true;
+    fn open_body(&mut self) -> Result<()> {
+        let deadline = Instant::now() + self.body_timeout();
+        let c = self.conn()?;
+        c.body_deadline = Some(deadline);
+        c.body_open = true;
+        Ok(())
     }
 
     fn expect_replies_after_body(&mut self, i: usize, out: &mut [Outcome]) {
-        if self.lmtp {
+        if self.settings.lmtp {
             let accepted_rcpts: Vec<usize> = (0..out[i].rcpts.len())
                 .filter(|&j| accepted(&out[i].rcpts[j]))
                 .collect();
@@ -723,9 +456,9 @@ impl Session {
         out: &mut [Outcome],
     ) -> Result<()> {
         let mut enc = DataEncoder::for_bdat();
-        self.open_body();
+        self.open_body()?;
         let mut chunk = Vec::with_capacity(CHUNK + CHUNK / 32);
-        let binary = p.binary;
+        let binary = p.plan.binary;
         let mut sent_last = false;
         // Without PIPELINING each chunk waits for its reply (RFC 3030 §4.2).
         let lockstep = self.mode() == Mode::LockStep;
@@ -748,22 +481,28 @@ impl Session {
                 chunk.len(),
                 if last { " LAST" } else { "" }
             );
-            s.tracer.send(header.as_bytes());
-            s.tracer.send(&chunk);
-            s.wbuf.extend_from_slice(header.as_bytes());
-            s.wbuf.extend_from_slice(&chunk);
+            let (c, tracer) = s.wire()?;
+            tracer.send(header.as_bytes());
+            tracer.send(&chunk);
+            c.wbuf.extend_from_slice(header.as_bytes());
+            c.wbuf.extend_from_slice(&chunk);
             chunk.clear();
-            s.expect(b"", Expect::Bdat(i, last), out);
+            if last && s.settings.lmtp {
+                s.expect_replies_after_body(i, out);
+            } else {
+                s.expect(b"", Expect::Bdat(i, last), out);
+            }
+            let c = s.conn()?;
             if last {
-                out[i].end_at = Some(s.sent + s.wbuf.len() as u64);
-                s.body_open = false;
+                out[i].end_at = Some(c.queued_end());
+                c.body_open = false;
             }
             sent_last |= last;
-            if s.wbuf.len() >= FLUSH_AT {
+            if c.wbuf.len() >= FLUSH_AT {
                 s.flush()?;
             }
             // A huge message must not pile up unread chunk replies.
-            while s.expects.len() > WINDOW_REPLIES || (lockstep && !s.expects.is_empty()) {
+            while s.outstanding() > WINDOW_REPLIES || (lockstep && s.outstanding() > 0) {
                 s.dispatch(out)?;
             }
             Ok(())
@@ -801,7 +540,7 @@ impl Session {
                             ));
                         }
                     };
-                    if p.reject_8bit_stream && data::has_8bit(&buf[..n]) {
+                    if p.plan.reject_8bit_stream && data::has_8bit(&buf[..n]) {
                         self.close();
                         return Err(Error::new(
                             ErrorKind::NotSupported,
@@ -832,15 +571,19 @@ impl Session {
             | Expect::Lmtp(i, _) => out[i].pending += 1,
             Expect::Rset => {}
         }
-        self.expects.push_back(e);
+        if let Some(c) = self.conn.as_mut() {
+            c.expects.push_back(e);
+        }
     }
 
     /// After a failed write: reads the replies that arrive within
     /// `SALVAGE_WAIT`, nothing more is sent, then closes.
     fn salvage_replies(&mut self, out: &mut [Outcome]) {
-        self.wbuf.clear();
+        if let Some(c) = self.conn.as_mut() {
+            c.wbuf.clear();
+        }
         let until = Instant::now() + SALVAGE_WAIT.min(self.timeout());
-        while !self.expects.is_empty() && self.is_connected() {
+        while self.outstanding() > 0 {
             // Nothing more is written: `dispatch_by` only reads.
             if self.dispatch_by(out, until).is_err() {
                 break;
@@ -849,8 +592,21 @@ impl Session {
         self.close();
     }
 
+    /// Replies still expected on the connection (0 when closed).
+    fn outstanding(&self) -> usize {
+        self.conn.as_ref().map_or(0, |c| c.expects.len())
+    }
+
+    /// The connection and the tracer together, for writing body bytes.
+    fn wire(&mut self) -> Result<(&mut Connection, &mut Tracer)> {
+        match self.conn.as_mut() {
+            Some(c) => Ok((c, &mut self.tracer)),
+            None => Err(Error::state("not connected")),
+        }
+    }
+
     fn drain(&mut self, out: &mut [Outcome]) -> Result<()> {
-        while !self.expects.is_empty() {
+        while self.outstanding() > 0 {
             self.dispatch(out)?;
         }
         Ok(())
@@ -858,13 +614,13 @@ impl Session {
 
     /// Reads the next reply and files it where its command said.
     fn dispatch(&mut self, out: &mut [Outcome]) -> Result<()> {
-        if self.expects.is_empty() {
+        if self.outstanding() == 0 {
             return Ok(());
         }
         self.flush()?;
         // A body's final reply may wait for the server to read what the
         // socket buffers still hold: it gets the body's timeout.
-        let wait = match self.expects.front() {
+        let wait = match self.conn()?.expects.front() {
             Some(Expect::Final(_) | Expect::Lmtp(..) | Expect::Bdat(_, true)) => {
                 self.body_timeout()
             }
@@ -876,11 +632,11 @@ impl Session {
     /// `dispatch`, with the reply read before `deadline` (nothing is
     /// written).
     fn dispatch_by(&mut self, out: &mut [Outcome], deadline: Instant) -> Result<()> {
-        let Some(expect) = self.expects.front().copied() else {
+        let Some(expect) = self.conn()?.expects.front().copied() else {
             return Ok(());
         };
         let reply = self.read_reply_by(deadline)?;
-        self.expects.pop_front();
+        self.conn()?.expects.pop_front();
         let closing = reply.code == 421;
         match expect {
             Expect::Mail(i) => out[i].mail = Some(reply),
@@ -934,96 +690,5 @@ pub struct CallbackReader<F: FnMut(&mut [u8]) -> std::io::Result<usize>>(pub F);
 impl<F: FnMut(&mut [u8]) -> std::io::Result<usize>> Read for CallbackReader<F> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         (self.0)(buf)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn xtext_encodes_plus_equals_and_controls() {
-        assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
-        assert_eq!(xtext("user@example.com"), "user@example.com");
-        assert_eq!(xtext("é"), "+C3+A9");
-    }
-
-    #[test]
-    fn dsn_values_are_validated() {
-        let ok = Dsn {
-            ret: Some("hdrs".into()),
-            envid: Some("QQ314159".into()),
-            notify: Some("SUCCESS, failure".into()),
-            orcpt: true,
-        };
-        assert!(ok.validate().is_ok());
-        let bad_ret = Dsn {
-            ret: Some("ALL".into()),
-            ..Dsn::default()
-        };
-        assert!(bad_ret.validate().is_err());
-        let never_mixed = Dsn {
-            notify: Some("NEVER,SUCCESS".into()),
-            ..Dsn::default()
-        };
-        assert!(never_mixed.validate().is_err());
-        let injected = Dsn {
-            envid: Some("x\r\nRCPT TO:<e>".into()),
-            ..Dsn::default()
-        };
-        assert!(injected.validate().is_err());
-    }
-
-    fn reply(code: u16) -> Reply {
-        Reply::new(code, "t")
-    }
-
-    #[test]
-    fn outcome_names_the_first_refusing_step() {
-        let mut o = Outcome {
-            mail: Some(reply(550)),
-            n_rcpts: 1,
-            ..Outcome::default()
-        };
-        assert_eq!(o.result().unwrap().0, Step::Mail);
-        o.mail = Some(reply(250));
-        o.rcpts = vec![reply(550)];
-        assert_eq!(o.result().unwrap().0, Step::Rcpt);
-        o.rcpts = vec![reply(550), reply(250)];
-        o.n_rcpts = 2;
-        o.data = Some(reply(554));
-        assert_eq!(o.result().unwrap().0, Step::Data);
-        o.data = Some(reply(354));
-        o.last = Some(reply(552));
-        assert_eq!(o.result().unwrap(), (Step::Message, reply(552)));
-        o.last = Some(reply(250));
-        assert_eq!(o.result().unwrap().0, Step::None);
-    }
-
-    #[test]
-    fn outcome_without_answers_reports_the_error() {
-        let o = Outcome {
-            error: Some(Error::new(ErrorKind::Closed, "gone")),
-            ..Outcome::default()
-        };
-        assert_eq!(o.result().unwrap_err().kind, ErrorKind::Closed);
-    }
-
-    #[test]
-    fn lmtp_outcome_succeeds_when_any_recipient_was_delivered() {
-        let o = Outcome {
-            mail: Some(reply(250)),
-            rcpts: vec![reply(250), reply(250)],
-            n_rcpts: 2,
-            data: Some(reply(354)),
-            lmtp: vec![Some(reply(452)), Some(reply(250))],
-            ..Outcome::default()
-        };
-        assert_eq!(o.result().unwrap().0, Step::None);
-        let none = Outcome {
-            lmtp: vec![Some(reply(452)), Some(reply(550))],
-            ..o
-        };
-        assert_eq!(none.result().unwrap(), (Step::Message, reply(550)));
     }
 }

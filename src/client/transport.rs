@@ -206,7 +206,6 @@ pub struct Transport {
     rbuf: Vec<u8>,
     rpos: usize,
     rend: usize,
-    timeout: Duration,
 }
 
 impl std::fmt::Debug for Transport {
@@ -310,16 +309,15 @@ impl Transport {
         };
         // A cancel that came before `watch` found no socket to shut down.
         opts.cancel.check()?;
-        Ok(Self::over(Stream::Plain(socket), opts.timeout))
+        Ok(Self::over(Stream::Plain(socket)))
     }
 
-    fn over(stream: Stream, timeout: Duration) -> Self {
+    fn over(stream: Stream) -> Self {
         Transport {
             stream,
             rbuf: vec![0; READ_CHUNK],
             rpos: 0,
             rend: 0,
-            timeout,
         }
     }
 
@@ -344,10 +342,6 @@ impl Transport {
             .is_ok_and(|a| a.domain() == Domain::UNIX)
     }
 
-    pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout;
-    }
-
     /// Bytes received but not yet consumed.
     pub fn buffered(&self) -> usize {
         self.rend - self.rpos
@@ -356,10 +350,8 @@ impl Transport {
     /// Wraps the connection in TLS. Anything already buffered was sent
     /// before the handshake and is discarded, never read as a post-TLS reply
     /// (STARTTLS response injection, CVE-2021-22947).
-    pub fn start_tls(self, host: &str, settings: &TlsSettings) -> Result<Self> {
-        let Transport {
-            stream, timeout, ..
-        } = self;
+    pub fn start_tls(self, host: &str, settings: &TlsSettings, timeout: Duration) -> Result<Self> {
+        let Transport { stream, .. } = self;
         let mut socket = match stream {
             Stream::Plain(socket) => socket,
             Stream::Tls(_) => return Err(Error::state("TLS is already active")),
@@ -376,7 +368,7 @@ impl Transport {
             Err(HandshakeError::Failure(e)) => return Err(classify_tls_error(&e)),
         };
         tls.get_mut().deadline = None;
-        Ok(Self::over(Stream::Tls(Box::new(tls)), timeout))
+        Ok(Self::over(Stream::Tls(Box::new(tls))))
     }
 
     /// Reads one line, terminator included (CRLF, or a bare LF from a lax
@@ -599,7 +591,7 @@ pub fn connect_tls(
     opts: &ConnectOptions,
     settings: &TlsSettings,
 ) -> Result<Transport> {
-    Transport::connect(host, port, opts)?.start_tls(host, settings)
+    Transport::connect(host, port, opts)?.start_tls(host, settings, opts.timeout)
 }
 
 fn build_connector(settings: &TlsSettings) -> Result<TlsConnector> {
