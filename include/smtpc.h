@@ -557,25 +557,25 @@ int smtp_session_sendmail_cb(smtp_session *s, const char *from, const char *cons
  * last reply into `buf`; "" when the reply has none.
  *
  * # Returns
- * Its length (0 when none), or `SMTPC_E_NULL`.
+ * Its full length, snprintf-style (0 when none, or `s` is NULL).
  *
  * # Safety
  * `s` is NULL or a live handle; `buf` is NULL or valid for `cap` bytes.
  */
-int smtp_session_last_enhanced(const smtp_session *s, char *buf, size_t cap);
+size_t smtp_session_last_enhanced(const smtp_session *s, char *buf, size_t cap);
 
 /**
  * Copies the enhanced status code of the `i`-th recipient's RCPT reply
  * of the last `sendmail` into `buf`; "" when it has none.
  *
  * # Returns
- * Its length (0 when none), `SMTPC_E_INVALID` (out of range), or
- * `SMTPC_E_NULL`.
+ * Its full length, snprintf-style (0 when none, when `i` is out of range
+ * — see `smtp_session_rcpt_count` — or when `s` is NULL).
  *
  * # Safety
  * As `smtp_session_last_enhanced`.
  */
-int smtp_session_rcpt_enhanced(const smtp_session *s, size_t i, char *buf, size_t cap);
+size_t smtp_session_rcpt_enhanced(const smtp_session *s, size_t i, char *buf, size_t cap);
 
 /**
  * How many times the session has waited on the network for a reply since
@@ -855,13 +855,14 @@ int smtp_session_has_extn(const smtp_session *s, const char *name);
  * none) into `buf`, written as reply buffers are.
  *
  * # Returns
- * The parameters' full length (>= 0), `SMTPC_E_NOT_SUPPORTED` when the
- * extension was not offered, `SMTPC_E_NULL`, or `SMTPC_E_INVALID`.
+ * The parameters' full length, snprintf-style; 0 when the extension has
+ * none, was not offered (tell the two apart with `smtp_session_has_extn`),
+ * or `s` or `name` is NULL or not UTF-8.
  *
  * # Safety
  * `s` and `name` are NULL or valid; `buf` is NULL or valid for `cap` bytes.
  */
-int smtp_session_extn_params(const smtp_session *s, const char *name, char *buf, size_t cap);
+size_t smtp_session_extn_params(const smtp_session *s, const char *name, char *buf, size_t cap);
 
 /**
  * Sends STARTTLS (EHLO first if none was sent) and, on 220, performs the
@@ -1136,6 +1137,146 @@ size_t smtp_session_last_reply(const smtp_session *s, char *buf, size_t cap);
  * As `smtp_session_last_reply`.
  */
 size_t smtp_session_last_error(const smtp_session *s, char *buf, size_t cap);
+
+/**
+ * Sends `MAIL FROM:<from>` and the `n_params` ESMTP parameters in
+ * `params` (e.g. "REQUIRETLS", "MT-PRIORITY=3"), as smtplib's `mail`;
+ * EHLO first if none was sent. The address is quoted as `sendmail` quotes
+ * it (smtplib's `quoteaddr`; non-ASCII goes with SMTPUTF8 when offered,
+ * else as an IDNA A-label). The session's mail options are not added.
+ * Every string is checked (CR, LF, NUL; one word per parameter) before
+ * anything is sent.
+ *
+ * # Returns
+ * The reply code; `SMTPC_E_INVALID`, `SMTPC_E_NOT_SUPPORTED` (`SMTPUTF8`
+ * or a non-ASCII parameter without the extension), `SMTPC_E_NULL`, I/O
+ * codes.
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `from` is NULL or a string; `params` is
+ * NULL or points to `n_params` string pointers; `reply` as for every
+ * command.
+ */
+int smtp_session_mail(smtp_session *s, const char *from, const char *const *params_, size_t n_params, char *reply, size_t reply_cap);
+
+/**
+ * Sends `RCPT TO:<to>` and the `n_params` parameters, as smtplib's
+ * `rcpt`; quoting and checks as `smtp_session_mail`. The replies of the
+ * RCPTs since the last `smtp_session_mail` are what `smtp_session_data`
+ * counts on in LMTP.
+ *
+ * # Returns
+ * As `smtp_session_mail`.
+ *
+ * # Safety
+ * As `smtp_session_mail`.
+ */
+int smtp_session_rcpt(smtp_session *s, const char *to, const char *const *params_, size_t n_params, char *reply, size_t reply_cap);
+
+/**
+ * Sends DATA, as smtplib's `data`, after `smtp_session_mail` and
+ * `smtp_session_rcpt`: on 354 the `len` bytes of `msg` (every line ending
+ * sent as CRLF, dots stuffed, a final CRLF added when missing, the
+ * end-of-data line) and the final reply, returned. The same engine as
+ * `sendmail`: the transcript shows `data: (354, …)`, and
+ * `smtp_session_outcome` tells accepted, refused, not sent and unknown.
+ *
+ * # Returns
+ * The final reply's code (2xx: accepted); a refused DATA's code, with no
+ * body sent (`smtp_session_failed_step` is then `SMTPC_STEP_DATA`; a
+ * refused message is `SMTPC_STEP_MESSAGE`); `SMTPC_E_STATE` (not
+ * connected), `SMTPC_E_NULL`, I/O codes.
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `msg` is valid for `len` bytes (NULL
+ * allowed when `len` is 0); `reply` as for every command.
+ */
+int smtp_session_data(smtp_session *s, const char *msg, size_t len, char *reply, size_t reply_cap);
+
+/**
+ * Queues one command line, as smtplib's `putcmd`: `cmd`, then a space and
+ * `args` when `args` is neither NULL nor empty (so `cmd` may be a whole
+ * line). Nothing is read: the line goes out with the next read, so
+ * several `putcmd`s followed by as many `smtp_session_getreply`s
+ * pipeline. Checked for CR, LF and NUL before anything is queued.
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_INVALID`, `SMTPC_E_STATE` (not connected),
+ * `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `cmd` and `args` are NULL or strings.
+ */
+int smtp_session_putcmd(smtp_session *s, const char *cmd, const char *args);
+
+/**
+ * Reads the next reply, as smtplib's `getreply`, sending first whatever
+ * `smtp_session_putcmd` queued. Within one timeout.
+ *
+ * # Returns
+ * The reply code; `SMTPC_E_STATE` (not connected), `SMTPC_E_TIMEOUT`,
+ * `SMTPC_E_CLOSED`, `SMTPC_E_PROTOCOL`, `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `reply` as for every command.
+ */
+int smtp_session_getreply(smtp_session *s, char *reply, size_t reply_cap);
+
+/**
+ * Sets the ESMTP parameters added to every MAIL FROM that `sendmail`,
+ * `sendmail_cb` and the batch API send from now on (smtplib's
+ * `mail_options`), after the library's own (SIZE, BODY, SMTPUTF8, DSN);
+ * one with the same keyword as the library's replaces it. `SMTPUTF8`
+ * among them makes a message fail with `SMTPC_E_NOT_SUPPORTED` when the
+ * server does not offer it, as smtplib does. `n` 0 clears.
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_INVALID` (CR/LF/NUL, empty, a space inside one
+ * parameter, bad UTF-8), `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `opts` is NULL or points to `n` string
+ * pointers.
+ */
+int smtp_session_set_mail_options(smtp_session *s, const char *const *opts, size_t n);
+
+/**
+ * Sets the ESMTP parameters added to every RCPT TO (smtplib's
+ * `rcpt_options`), as `smtp_session_set_mail_options`.
+ *
+ * # Returns
+ * As `smtp_session_set_mail_options`.
+ *
+ * # Safety
+ * As `smtp_session_set_mail_options`.
+ */
+int smtp_session_set_rcpt_options(smtp_session *s, const char *const *opts, size_t n);
+
+/**
+ * How many extensions the last EHLO (or LHLO) listed (smtplib's
+ * `esmtp_features`).
+ *
+ * # Returns
+ * The count; 0 before EHLO, after HELO, or when `s` is NULL.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+size_t smtp_session_extn_count(const smtp_session *s);
+
+/**
+ * Copies the `i`-th extension keyword of the last EHLO (upper-cased, in
+ * the server's order, e.g. "PIPELINING") into `buf`, written as reply
+ * buffers are; its parameters come from `smtp_session_extn_params`.
+ *
+ * # Returns
+ * The keyword's full length (snprintf-style); 0 when `i` is out of range
+ * or `s` is NULL.
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `buf` is NULL or valid for `cap` bytes.
+ */
+size_t smtp_session_extn_name(const smtp_session *s, size_t i, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -2044,10 +2044,12 @@ fn c_api_enhanced_codes_for_recipients_and_last_reply_on_postfix() {
             smtp_session_rcpt_code(c.0, 1, buf.as_mut_ptr(), buf.len()),
             550
         );
+        // Out of range: 0, and "" in the buffer (a size_t query).
         assert_eq!(
             smtp_session_rcpt_enhanced(c.0, 2, enh.as_mut_ptr(), enh.len()),
-            SMTPC_E_INVALID
+            0
         );
+        assert_eq!(text(&enh), "");
 
         let (_k, to) = cstrings(&[UNKNOWN]);
         let rc = c_sendmail(c.0, &from, &to, &msg, &mut buf);
@@ -2679,4 +2681,233 @@ fn c_api_lhlo_and_rcpt_data_code_on_aiosmtpd() {
     let cap = aio.wait_messages(1, WAIT);
     assert_eq!(cap[0].rcpt_tos, ["a@lmtp.test", "full@lmtp.test"]);
     assert_same_bytes(&cap[0].data, &msg, "capture");
+}
+
+// ---- smtplib's low-level verbs and the caller's own parameters ----------------
+
+use smtpc::client::data::reference::normalized;
+use smtpc::ffi::verbs::*;
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+/// A C program using only `mail`, `rcpt` and `data` (through the C ABI):
+/// the message arrives byte-exact; a refused recipient is its own reply;
+/// `failed_step` and the outcome read as for `sendmail`.
+#[test]
+fn c_api_mail_rcpt_data_deliver_byte_exact_to_postfix() {
+    let pf = Postfix::start();
+    let c = CSession::new();
+    c.connect(pf.submit);
+    let body = "line one\nline two\r\n.a dot line\r\nlast line without newline";
+    let msg = mail("verbs-1", ALICE, body);
+    let mut buf = [0 as c_char; 256];
+    unsafe {
+        let from = cstr("sender@client.test");
+        assert_eq!(
+            smtp_session_mail(c.0, from.as_ptr(), std::ptr::null(), 0, buf.as_mut_ptr(), buf.len()),
+            250,
+            "{}",
+            text(&buf)
+        );
+        for (to, want) in [(ALICE, 250), (UNKNOWN, 550)] {
+            let to = cstr(to);
+            let rc = smtp_session_rcpt(c.0, to.as_ptr(), std::ptr::null(), 0, buf.as_mut_ptr(), buf.len());
+            assert_eq!(rc, want, "{}", text(&buf));
+        }
+        let rc = smtp_session_data(c.0, msg.as_ptr().cast(), msg.len(), buf.as_mut_ptr(), buf.len());
+        assert_eq!(rc, 250, "{}", text(&buf));
+        assert_eq!(smtpc::ffi::session::smtp_session_failed_step(c.0), SMTPC_STEP_NONE);
+        assert_eq!(smtpc::ffi::session::smtp_session_outcome(c.0), SMTPC_OUTCOME_ACCEPTED);
+    }
+    let got = delivered_by_id(&pf.wait_delivered("alice", 1, WAIT), "verbs-1");
+    assert_same_bytes(&got, &normalized(&msg), "mail/rcpt/data");
+}
+
+/// `putcmd` queues, `getreply` reads: MAIL and RCPT pipelined by the
+/// caller cost one wait, and `docmd` takes a whole command line.
+#[test]
+fn c_api_putcmd_getreply_pipeline_mail_and_rcpt_and_docmd_takes_a_whole_line() {
+    let pf = Postfix::start();
+    let c = CSession::new();
+    c.connect(pf.submit);
+    let mut buf = [0 as c_char; 256];
+    unsafe {
+        let ehlo = cstr("client.test");
+        assert_eq!(
+            smtpc::ffi::session::smtp_session_ehlo(c.0, ehlo.as_ptr(), buf.as_mut_ptr(), buf.len()),
+            250
+        );
+        let before = smtpc::ffi::esmtp::smtp_session_waits(c.0);
+        let mail_line = cstr("MAIL FROM:<sender@client.test>");
+        assert_eq!(smtp_session_putcmd(c.0, mail_line.as_ptr(), std::ptr::null()), SMTPC_OK);
+        let (rcpt, args) = (cstr("RCPT"), cstr(&format!("TO:<{ALICE}>")));
+        assert_eq!(smtp_session_putcmd(c.0, rcpt.as_ptr(), args.as_ptr()), SMTPC_OK);
+        assert_eq!(smtp_session_getreply(c.0, buf.as_mut_ptr(), buf.len()), 250);
+        assert_eq!(smtp_session_getreply(c.0, buf.as_mut_ptr(), buf.len()), 250);
+        assert_eq!(
+            smtpc::ffi::esmtp::smtp_session_waits(c.0) - before,
+            1,
+            "both replies came back from one write"
+        );
+        // A line with CR/LF is refused before anything is queued.
+        let smuggle = cstr("RSET\r\nQUIT");
+        assert_eq!(smtp_session_putcmd(c.0, smuggle.as_ptr(), std::ptr::null()), SMTPC_E_INVALID);
+        let rset = cstr("RSET");
+        assert_eq!(
+            smtpc::ffi::session::smtp_session_docmd(c.0, rset.as_ptr(), std::ptr::null(), buf.as_mut_ptr(), buf.len()),
+            250
+        );
+        let whole = cstr("MAIL FROM:<sender@client.test>");
+        assert_eq!(
+            smtpc::ffi::session::smtp_session_docmd(c.0, whole.as_ptr(), std::ptr::null(), buf.as_mut_ptr(), buf.len()),
+            250,
+            "{}",
+            text(&buf)
+        );
+    }
+}
+
+/// A refused DATA returns its code, sends no body, and says DATA was the
+/// step refused. (A real server refusing DATA after an accepted RCPT on
+/// demand: Postfix with no accepted recipient answers 554 to DATA.)
+#[test]
+fn data_refused_sends_no_body_and_failed_step_says_data() {
+    let pf = Postfix::start();
+    let mut s = Session::new();
+    s.set_timeout(Duration::from_secs(15));
+    s.connect("127.0.0.1", pf.submit).unwrap();
+    assert_eq!(s.mail("sender@client.test", &[]).unwrap().code, 250);
+    assert_eq!(s.rcpt(UNKNOWN, &[]).unwrap().code, 550);
+    let r = s.data(b"Subject: never\r\n\r\nnot sent\r\n").unwrap();
+    assert!(r.code >= 500, "{r:?}");
+    assert_eq!(s.failed_step(), Step::Data);
+    assert_eq!(s.last_outcome().delivery(), smtpc::client::Delivery::Refused);
+    // The session is in step: the body never went out as commands.
+    assert_eq!(s.noop().unwrap().code, 250);
+}
+
+/// REQUIRETLS and MT-PRIORITY reach the server as caller parameters, after
+/// the library's own, with no library change; one with the library's
+/// keyword replaces it.
+#[test]
+fn caller_mail_and_rcpt_options_reach_nodemailer() {
+    let nm = Nodemailer::start(NodeOpts {
+        tls: true,
+        ..NodeOpts::default()
+    });
+    let c = CSession::new();
+    c.connect(nm.port);
+    // REQUIRETLS is a real extension Nodemailer enforces: over STARTTLS.
+    let ca = cstr(&certs().ca.to_string_lossy());
+    let mut buf = [0 as c_char; 256];
+    unsafe {
+        assert_eq!(smtpc::ffi::session::smtp_session_set_ca_file(c.0, ca.as_ptr()), SMTPC_OK);
+        assert_eq!(
+            smtpc::ffi::session::smtp_session_starttls(c.0, buf.as_mut_ptr(), buf.len()),
+            220,
+            "{}",
+            text(&buf)
+        );
+    }
+    let mail_opts = [cstr("REQUIRETLS"), cstr("MT-PRIORITY=3")];
+    let mail_ptrs: Vec<*const c_char> = mail_opts.iter().map(|o| o.as_ptr()).collect();
+    let rcpt_opts = [cstr("NOTIFY=NEVER")];
+    let rcpt_ptrs: Vec<*const c_char> = rcpt_opts.iter().map(|o| o.as_ptr()).collect();
+    let from = cstr("sender@client.test");
+    let (_k, to) = cstrings(&["rcpt@nodemailer.test"]);
+    let msg = mail("opts-1", "rcpt@nodemailer.test", "x\r\n");
+    unsafe {
+        assert_eq!(smtp_session_set_mail_options(c.0, mail_ptrs.as_ptr(), 2), SMTPC_OK);
+        assert_eq!(smtp_session_set_rcpt_options(c.0, rcpt_ptrs.as_ptr(), 1), SMTPC_OK);
+        let rc = c_sendmail(c.0, &from, &to, &msg, &mut buf);
+        assert_eq!(rc, 250, "{}", text(&buf));
+    }
+    let got = nm.wait_messages(1, WAIT);
+    let opts: Vec<String> = got[0].mail_options.iter().map(|o| o.to_ascii_uppercase()).collect();
+    let at = |k: &str| opts.iter().position(|o| o.starts_with(k));
+    assert!(at("REQUIRETLS").is_some() && at("MT-PRIORITY=3").is_some(), "{opts:?}");
+    assert!(at("SIZE=").unwrap() < at("REQUIRETLS").unwrap(), "library's first: {opts:?}");
+    assert_eq!(
+        got[0].rcpt_options[0].iter().map(|o| o.to_ascii_uppercase()).collect::<Vec<_>>(),
+        ["NOTIFY=NEVER"]
+    );
+}
+
+/// `SMTPUTF8` among the caller's parameters demands the extension, as
+/// smtplib does; nothing of the message is sent.
+#[test]
+fn smtputf8_caller_option_without_the_extension_is_not_supported() {
+    let sink = start_sink(&[]);
+    let mut s = Session::new();
+    s.set_timeout(Duration::from_secs(15));
+    s.connect("127.0.0.1", sink.port()).unwrap();
+    s.set_mail_options(&["SMTPUTF8"]).unwrap();
+    let e = s.sendmail("a@client.test", &["b@sink.test"], b"x\r\n").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotSupported, "{e}");
+    assert_eq!(s.last_outcome().delivery(), smtpc::client::Delivery::NotSent);
+    let e = s.mail("a@client.test", &["SMTPUTF8"]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotSupported, "{e}");
+    assert!(
+        !sink.commands().iter().any(|c| c.to_ascii_uppercase().starts_with("MAIL")),
+        "{:?}",
+        sink.commands()
+    );
+}
+
+/// smtplib's `esmtp_features`: every EHLO keyword, in order.
+#[test]
+fn c_api_lists_the_extensions_of_postfix() {
+    let pf = Postfix::start();
+    let c = CSession::new();
+    c.connect(pf.submit);
+    let mut buf = [0 as c_char; 64];
+    unsafe {
+        assert_eq!(smtp_session_extn_count(c.0), 0, "before EHLO");
+        smtpc::ffi::session::smtp_session_ehlo(c.0, std::ptr::null(), buf.as_mut_ptr(), buf.len());
+        let n = smtp_session_extn_count(c.0);
+        let names: Vec<String> = (0..n)
+            .map(|i| {
+                let len = smtp_session_extn_name(c.0, i, buf.as_mut_ptr(), buf.len());
+                assert_eq!(len, text(&buf).len());
+                text(&buf)
+            })
+            .collect();
+        for k in ["PIPELINING", "SIZE", "8BITMIME", "CHUNKING", "DSN"] {
+            assert!(names.iter().any(|n| n == k), "{k} in {names:?}");
+        }
+        assert_eq!(smtp_session_extn_name(c.0, n, buf.as_mut_ptr(), buf.len()), 0);
+        assert_eq!(text(&buf), "");
+        // snprintf-style: the full length even when the buffer is short.
+        let i = names.iter().position(|n| n == "PIPELINING").unwrap();
+        assert_eq!(smtp_session_extn_name(c.0, i, buf.as_mut_ptr(), 4), 10);
+        assert_eq!(text(&buf), "PIP");
+    }
+}
+
+/// Python 3.11's `smtpd` scans for <CRLF>.<CRLF>: an empty message must go
+/// as `\r\n.\r\n` (smtplib's bytes), or the server waits forever.
+#[test]
+fn an_empty_message_reaches_pythons_smtpd() {
+    let port = free_port();
+    let mut child = std::process::Command::new(repo_root().join(".venv/bin/python"))
+        .args(["-W", "ignore", "-m", "smtpd", "-n", "-c", "DebuggingServer"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the venv's python runs smtpd");
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "smtpd did not start");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mut s = Session::new();
+    s.set_timeout(Duration::from_secs(3));
+    s.connect("127.0.0.1", port).unwrap();
+    let r = s.sendmail("a@client.test", &["b@smtpd.test"], b"");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(r.unwrap().code, 250);
 }

@@ -47,6 +47,20 @@ impl Extensions {
         ext
     }
 
+    /// Every keyword offered, upper-cased, with its parameter text, in the
+    /// server's order (smtplib's `esmtp_features`).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(k, p)| (k.as_str(), p.as_str()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     pub fn has(&self, keyword: &str) -> bool {
         self.params(keyword).is_some()
     }

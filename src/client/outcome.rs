@@ -63,6 +63,9 @@ pub struct Outcome {
     pub(crate) end_at: Option<u64>,
     /// The connection failed after `end_at` had been handed to the kernel.
     pub(crate) end_sent: bool,
+    /// MAIL and RCPT were the caller's own verbs (`data` after `mail` and
+    /// `rcpt`): only DATA and the final reply are this outcome's.
+    pub(crate) envelope_by_caller: bool,
 }
 
 impl Outcome {
@@ -74,9 +77,21 @@ impl Outcome {
         }
     }
 
+    /// A message whose MAIL and RCPT the caller sent with its own verbs.
+    pub(crate) fn after_caller_envelope() -> Self {
+        Outcome {
+            envelope_by_caller: true,
+            ..Outcome::default()
+        }
+    }
+
     /// Accepted, refused, not sent or unknown: see [`Delivery`].
     pub fn delivery(&self) -> Delivery {
-        if self.error.is_none() && self.mail.is_none() && self.n_rcpts == 0 {
+        if self.error.is_none()
+            && self.mail.is_none()
+            && self.n_rcpts == 0
+            && !self.envelope_by_caller
+        {
             return Delivery::None;
         }
         match self.result() {
@@ -102,22 +117,25 @@ impl Outcome {
                 .clone()
                 .unwrap_or_else(|| Error::new(ErrorKind::Closed, "no reply for this message"))
         };
-        if let (Some(e), None) = (&self.error, &self.mail) {
-            return Err(e.clone());
-        }
-        let mail = self.mail.as_ref().ok_or_else(missing)?;
-        if mail.code != 250 {
-            return Ok((Step::Mail, mail.clone()));
-        }
-        // 421: the server is closing; the remaining replies will never come.
-        if let Some(r) = self.rcpts.iter().find(|r| r.code == 421) {
-            return Ok((Step::Rcpt, r.clone()));
-        }
-        if !self.rcpts.iter().any(accepted) {
-            return match self.rcpts.last() {
-                Some(r) if self.rcpts.len() == self.n_rcpts => Ok((Step::Rcpt, r.clone())),
-                _ => Err(missing()),
-            };
+        if !self.envelope_by_caller {
+            if let (Some(e), None) = (&self.error, &self.mail) {
+                return Err(e.clone());
+            }
+            let mail = self.mail.as_ref().ok_or_else(missing)?;
+            if mail.code != 250 {
+                return Ok((Step::Mail, mail.clone()));
+            }
+            // 421: the server is closing; the remaining replies will never
+            // come.
+            if let Some(r) = self.rcpts.iter().find(|r| r.code == 421) {
+                return Ok((Step::Rcpt, r.clone()));
+            }
+            if !self.rcpts.iter().any(accepted) {
+                return match self.rcpts.last() {
+                    Some(r) if self.rcpts.len() == self.n_rcpts => Ok((Step::Rcpt, r.clone())),
+                    _ => Err(missing()),
+                };
+            }
         }
         if !self.bdat {
             let data = self.data.as_ref().ok_or_else(missing)?;

@@ -180,6 +180,23 @@ impl Envelope {
         })
     }
 
+    /// MAIL FROM only, for smtplib's `mail` verb.
+    pub(crate) fn sender(from: &str) -> Result<Self> {
+        Ok(Envelope {
+            from: quote_addr("sender", from)?,
+            ..Envelope::default()
+        })
+    }
+
+    /// RCPT TO only, for smtplib's `rcpt` verb.
+    pub(crate) fn recipient(to: &str) -> Result<Self> {
+        Ok(Envelope {
+            from: "<>".into(),
+            to: vec![quote_addr("recipient", to)?],
+            ..Envelope::default()
+        })
+    }
+
     /// The library's parameters, then the caller's.
     pub(crate) fn build(
         &mut self,

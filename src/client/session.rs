@@ -18,7 +18,7 @@ use super::error::{Error, ErrorKind, Result};
 use super::extensions::Extensions;
 use super::hostname;
 use super::outcome::{Outcome, Step};
-use super::params::{Dsn, ParamList};
+use super::params::{Dsn, Envelope, Offers, ParamList};
 use super::reply::Reply;
 use super::sasl::{self, Mechanism};
 use super::settings::{Settings, TlsPolicy};
@@ -39,6 +39,8 @@ struct Results {
     batch: Vec<Outcome>,
     /// How many times the session waited on the network for a reply.
     waits: u64,
+    /// The replies to the caller's own RCPT verbs since its last MAIL.
+    verb_rcpts: Vec<Reply>,
 }
 
 #[derive(Debug)]
@@ -465,17 +467,87 @@ impl Session {
     /// `args` absent. Both are checked for CR/LF/NUL.
     pub fn docmd(&mut self, cmd: &str, args: Option<&str>) -> Result<Reply> {
         self.run(|s| {
-            check_arg("command", cmd)?;
-            if cmd.trim().is_empty() {
-                return Err(Error::invalid("command must not be empty"));
-            }
-            match args {
-                Some(a) if cmd.contains(' ') => Err(Error::invalid(format!(
-                    "command {cmd:?} has arguments of its own; pass {a:?} in it or alone"
-                ))),
-                _ => s.simple_with_arg(cmd, "command arguments", args.unwrap_or("")),
-            }
+            let line = command_line(cmd, args)?;
+            s.command(line)
         })
+    }
+
+    /// MAIL FROM, as smtplib's `mail`: EHLO first if needed, the address
+    /// quoted as `sendmail` quotes it (SMTPUTF8 or IDNA for non-ASCII, as
+    /// `sendmail`), then `params` (one word each; `SMTPUTF8` or non-ASCII
+    /// needs the extension). The caller's mail options are not added: the
+    /// verb sends what it is given.
+    pub fn mail(&mut self, from: &str, params: &[&str]) -> Result<Reply> {
+        self.run(|s| {
+            let params = ParamList::new(params)?;
+            let mut env = Envelope::sender(from)?;
+            if let Some(refused) = s.ehlo_or_helo_if_needed()? {
+                return Ok(refused);
+            }
+            let offers = Offers(s.extensions());
+            env.smtputf8(offers)?;
+            env.caller_options(offers, &params, &ParamList::default())?;
+            s.results.verb_rcpts.clear();
+            s.command(env.mail_line())
+        })
+    }
+
+    /// RCPT TO, as smtplib's `rcpt`; quoting and parameters as `mail`.
+    pub fn rcpt(&mut self, to: &str, params: &[&str]) -> Result<Reply> {
+        self.run(|s| {
+            let params = ParamList::new(params)?;
+            let mut env = Envelope::recipient(to)?;
+            s.conn()?;
+            let offers = Offers(s.extensions());
+            env.smtputf8(offers)?;
+            env.caller_options(offers, &ParamList::default(), &params)?;
+            let line = env.rcpt_lines().remove(0);
+            let r = s.command(line)?;
+            s.results.verb_rcpts.push(r.clone());
+            Ok(r)
+        })
+    }
+
+    /// DATA, as smtplib's `data`, after `mail` and `rcpt`: on 354 the body
+    /// (line endings normalized to CRLF, dots stuffed, the end marker
+    /// added) and its final reply, returned. A refused DATA is returned and
+    /// no body sent; `failed_step` says `Data` then, `Message` for a
+    /// refused body; `last_outcome` says accepted, refused, not sent or
+    /// unknown, as for `sendmail`. In LMTP, the reply of the last
+    /// recipient; each is in `lmtp_replies`.
+    pub fn data(&mut self, msg: &[u8]) -> Result<Reply> {
+        self.run(|s| {
+            s.conn()?;
+            s.results.failed_step = Step::None;
+            let rcpts = s.results.verb_rcpts.clone();
+            let (outcome, run) = s.data_after_verbs(Body::Bytes(msg), rcpts);
+            s.results.last_outcome = outcome;
+            let (step, reply) = match s.results.last_outcome.result() {
+                Ok(answer) => answer,
+                Err(e) => return Err(run.err().unwrap_or(e)),
+            };
+            s.results.failed_step = step;
+            Ok(reply)
+        })
+    }
+
+    /// Queues one command line, as smtplib's `putcmd` (a whole line in
+    /// `cmd` with `args` absent, or a verb and its arguments); nothing is
+    /// read. It goes out with the next read: `getreply` reads its reply, so
+    /// several `putcmd`s then as many `getreply`s pipeline them.
+    pub fn putcmd(&mut self, cmd: &str, args: Option<&str>) -> Result<()> {
+        self.run(|s| {
+            let line = command_line(cmd, args)?;
+            s.conn()?;
+            s.queue(&line);
+            Ok(())
+        })
+    }
+
+    /// Reads the next reply, as smtplib's `getreply`, writing first what
+    /// `putcmd` queued.
+    pub fn getreply(&mut self) -> Result<Reply> {
+        self.run(|s| s.read_reply())
     }
 
     /// Closes the connection without QUIT.
@@ -969,6 +1041,19 @@ impl Answer for () {
     fn reply(&self) -> Option<&Reply> {
         None
     }
+}
+
+/// A command line from `docmd`/`putcmd`'s arguments, as smtplib builds it:
+/// `cmd`, then a space and `args` when there are any — so a whole line in
+/// `cmd` works too. CR, LF and NUL are refused in either.
+fn command_line(cmd: &str, args: Option<&str>) -> Result<Vec<u8>> {
+    check_arg("command", cmd)?;
+    if cmd.trim().is_empty() {
+        return Err(Error::invalid("command must not be empty"));
+    }
+    let args = args.unwrap_or("");
+    check_arg("command arguments", args)?;
+    Ok(command::line(cmd, args))
 }
 
 /// Address syntax and CR/LF/NUL, before anything is sent.

@@ -20,6 +20,7 @@ use super::data::{self, DataEncoder};
 use super::error::{Error, ErrorKind, Result};
 use super::outcome::accepted;
 use super::params::{BodyFacts, BodyPlan, Envelope, Offers};
+use super::reply::Reply;
 use super::session::Session;
 use super::trace::Tracer;
 
@@ -148,9 +149,45 @@ impl Session {
         source: &mut dyn MessageSource<'m>,
         out: &mut Vec<Outcome>,
     ) -> Result<()> {
+        self.in_transaction_scope(out, |s, out| s.drive(source, out))
+    }
+
+    /// smtplib's `data`, after the caller's own MAIL and RCPT: DATA, and on
+    /// 354 the body (line endings normalized, dots stuffed) and its end;
+    /// the outcome says what became of it.
+    pub(crate) fn data_after_verbs(
+        &mut self,
+        body: Body<'_>,
+        rcpts: Vec<Reply>,
+    ) -> (Outcome, Result<()>) {
+        let mut first = Outcome::after_caller_envelope();
+        // LMTP answers once per recipient the caller's RCPTs got accepted.
+        first.n_rcpts = rcpts.len();
+        first.rcpts = rcpts;
+        let mut out = vec![first];
+        let result = self.in_transaction_scope(&mut out, |s, out| {
+            s.expect(b"data\r\n", Expect::Data(0), out);
+            s.drain(out)?;
+            if out[0].data.as_ref().is_some_and(|r| r.code == 354) {
+                s.queue_data_body(0, body, BodyPlan::default(), out)?;
+                s.drain(out)?;
+            }
+            Ok(())
+        });
+        (out.pop().unwrap_or_default(), result)
+    }
+
+    /// Runs `f` with the engine filing replies into `out`. When it fails,
+    /// every message still waiting for replies gets the error — and, when
+    /// a write failed, first the replies already on their way.
+    fn in_transaction_scope(
+        &mut self,
+        out: &mut Vec<Outcome>,
+        f: impl FnOnce(&mut Self, &mut Vec<Outcome>) -> Result<()>,
+    ) -> Result<()> {
         let first = out.len();
         self.in_transaction = true;
-        let result = self.drive(source, out);
+        let result = f(self, out);
         if let Err(e) = &result {
             // A failed read has closed the connection where it happened. A
             // failed write leaves it open for reading: the replies already
@@ -298,7 +335,7 @@ impl Session {
         }
         if p.plan.binary {
             out[i].bdat = true;
-            self.queue_bdat_body(i, body, &p, out)?;
+            self.queue_bdat_body(i, body, p.plan, out)?;
             return self.drain(out);
         }
         self.expect(b"data\r\n", Expect::Data(i), out);
@@ -306,7 +343,7 @@ impl Session {
         if out[i].data.as_ref().is_some_and(|r| r.code != 354) {
             return self.reset(out);
         }
-        self.queue_data_body(i, body, &p, out)?;
+        self.queue_data_body(i, body, p.plan, out)?;
         self.drain(out)
     }
 
@@ -327,7 +364,7 @@ impl Session {
             && out[i].rcpts.iter().any(accepted);
         let go_ahead = out[i].data.as_ref().is_some_and(|r| r.code == 354);
         match (go_ahead, envelope_ok) {
-            (true, true) => self.queue_data_body(i, body, &p, out),
+            (true, true) => self.queue_data_body(i, body, p.plan, out),
             (true, false) => {
                 // The server took DATA for an envelope it refused: an
                 // empty body delivers nothing.
@@ -369,7 +406,7 @@ impl Session {
             }
             self.conn()?.bdat_proven = true;
         }
-        self.queue_bdat_body(i, body, &p, out)
+        self.queue_bdat_body(i, body, p.plan, out)
     }
 
     /// MAIL and every RCPT, queued to travel in one write.
@@ -393,7 +430,7 @@ impl Session {
         &mut self,
         i: usize,
         body: Body<'_>,
-        p: &Prepared,
+        plan: BodyPlan,
         out: &mut [Outcome],
     ) -> Result<()> {
         let mut enc = DataEncoder::for_data();
@@ -402,7 +439,7 @@ impl Session {
         // Encoded straight into the session's write buffer: a failure
         // closes the connection, which empties it, so nothing of a failed
         // body can go out later.
-        self.pump_body(body, p, &mut |s, piece, last| {
+        self.pump_body(body, plan, &mut |s, piece, last| {
             let (c, tracer) = s.wire()?;
             let start = c.wbuf.len();
             enc.encode(piece, &mut c.wbuf);
@@ -452,19 +489,19 @@ impl Session {
         &mut self,
         i: usize,
         body: Body<'_>,
-        p: &Prepared,
+        plan: BodyPlan,
         out: &mut [Outcome],
     ) -> Result<()> {
         let mut enc = DataEncoder::for_bdat();
         self.open_body()?;
         let mut chunk = Vec::with_capacity(CHUNK + CHUNK / 32);
-        let binary = p.plan.binary;
+        let binary = plan.binary;
         let mut sent_last = false;
         // Without PIPELINING each chunk waits for its reply (RFC 3030 §4.2).
         let lockstep = self.mode() == Mode::LockStep;
         // Pieces (a reader may return a line at a time) gather into chunks
         // of about CHUNK bytes: one BDAT command each.
-        self.pump_body(body, p, &mut |s, piece, last| {
+        self.pump_body(body, plan, &mut |s, piece, last| {
             if binary {
                 chunk.extend_from_slice(piece);
             } else {
@@ -514,7 +551,7 @@ impl Session {
     /// Feeds the body to `sink` in pieces; `last` marks the final call
     /// (possibly with an empty piece). A failing reader closes the
     /// connection, so a half-sent message can never be taken as complete.
-    fn pump_body(&mut self, body: Body<'_>, p: &Prepared, sink: &mut BodySink<'_>) -> Result<()> {
+    fn pump_body(&mut self, body: Body<'_>, plan: BodyPlan, sink: &mut BodySink<'_>) -> Result<()> {
         match body {
             Body::Bytes(bytes) => {
                 if bytes.is_empty() {
@@ -540,7 +577,7 @@ impl Session {
                             ));
                         }
                     };
-                    if p.plan.reject_8bit_stream && data::has_8bit(&buf[..n]) {
+                    if plan.reject_8bit_stream && data::has_8bit(&buf[..n]) {
                         self.close();
                         return Err(Error::new(
                             ErrorKind::NotSupported,

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_int, c_void};
 
 use super::buf::write_text;
 use super::macros::{
-    arg, command, opt_arg, query, query_code, reply_query, set_flag, smtp_session, with_handle,
+    arg, command, opt_arg, query, reply_query, set_flag, smtp_session, with_handle,
 };
 use super::result::*;
 use crate::client::transaction::CallbackReader;
@@ -256,7 +256,7 @@ fn enhanced_text(r: Option<&Reply>) -> String {
 /// last reply into `buf`; "" when the reply has none.
 ///
 /// # Returns
-/// Its length (0 when none), or `SMTPC_E_NULL`.
+/// Its full length, snprintf-style (0 when none, or `s` is NULL).
 ///
 /// # Safety
 /// `s` is NULL or a live handle; `buf` is NULL or valid for `cap` bytes.
@@ -265,10 +265,10 @@ pub unsafe extern "C" fn smtp_session_last_enhanced(
     s: *const smtp_session,
     buf: *mut c_char,
     cap: usize,
-) -> c_int {
+) -> usize {
     write_text(buf, cap, "");
-    query_code(s, |session| {
-        write_text(buf, cap, &enhanced_text(session.last_reply())) as c_int
+    query(s, 0, |session| {
+        write_text(buf, cap, &enhanced_text(session.last_reply()))
     })
 }
 
@@ -276,8 +276,8 @@ pub unsafe extern "C" fn smtp_session_last_enhanced(
 /// of the last `sendmail` into `buf`; "" when it has none.
 ///
 /// # Returns
-/// Its length (0 when none), `SMTPC_E_INVALID` (out of range), or
-/// `SMTPC_E_NULL`.
+/// Its full length, snprintf-style (0 when none, when `i` is out of range
+/// — see `smtp_session_rcpt_count` — or when `s` is NULL).
 ///
 /// # Safety
 /// As `smtp_session_last_enhanced`.
@@ -287,11 +287,11 @@ pub unsafe extern "C" fn smtp_session_rcpt_enhanced(
     i: usize,
     buf: *mut c_char,
     cap: usize,
-) -> c_int {
+) -> usize {
     write_text(buf, cap, "");
-    query_code(s, |session| match session.rcpt_replies().get(i) {
-        Some(r) => write_text(buf, cap, &enhanced_text(Some(r))) as c_int,
-        None => SMTPC_E_INVALID,
+    query(s, 0, |session| match session.rcpt_replies().get(i) {
+        Some(r) => write_text(buf, cap, &enhanced_text(Some(r))),
+        None => 0,
     })
 }
 

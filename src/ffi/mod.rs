@@ -7,5 +7,6 @@ pub mod esmtp;
 mod macros;
 pub mod result;
 pub mod session;
+pub mod verbs;
 
 pub use macros::smtp_session;

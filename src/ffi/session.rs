@@ -396,8 +396,9 @@ pub unsafe extern "C" fn smtp_session_has_extn(
 /// none) into `buf`, written as reply buffers are.
 ///
 /// # Returns
-/// The parameters' full length (>= 0), `SMTPC_E_NOT_SUPPORTED` when the
-/// extension was not offered, `SMTPC_E_NULL`, or `SMTPC_E_INVALID`.
+/// The parameters' full length, snprintf-style; 0 when the extension has
+/// none, was not offered (tell the two apart with `smtp_session_has_extn`),
+/// or `s` or `name` is NULL or not UTF-8.
 ///
 /// # Safety
 /// `s` and `name` are NULL or valid; `buf` is NULL or valid for `cap` bytes.
@@ -407,16 +408,15 @@ pub unsafe extern "C" fn smtp_session_extn_params(
     name: *const c_char,
     buf: *mut c_char,
     cap: usize,
-) -> c_int {
+) -> usize {
     write_text(buf, cap, "");
-    query_code(s, |session| {
-        let name = match arg(name, "extension name") {
-            Ok(n) => n,
-            Err(f) => return f.code(),
+    query(s, 0, |session| {
+        let Ok(name) = arg(name, "extension name") else {
+            return 0;
         };
         match session.extensions().and_then(|e| e.params(name)) {
-            Some(p) => c_int::try_from(write_text(buf, cap, p)).unwrap_or(c_int::MAX),
-            None => SMTPC_E_NOT_SUPPORTED,
+            Some(p) => write_text(buf, cap, p),
+            None => 0,
         }
     })
 }

@@ -249,9 +249,10 @@ static void test_null_handle(void)
     NULL_HANDLE_REPLY(smtp_session_rset(NULL, buf, cap));
     NULL_HANDLE_REPLY(smtp_session_quit(NULL, buf, cap));
     NULL_HANDLE_REPLY(smtp_session_docmd(NULL, "NOOP", NULL, buf, cap));
-    NULL_HANDLE_REPLY(smtp_session_extn_params(NULL, "SIZE", buf, cap));
-    NULL_HANDLE_REPLY(smtp_session_last_enhanced(NULL, buf, cap));
-    NULL_HANDLE_REPLY(smtp_session_rcpt_enhanced(NULL, 0, buf, cap));
+    NULL_HANDLE_REPLY(smtp_session_mail(NULL, "a@b", NULL, 0, buf, cap));
+    NULL_HANDLE_REPLY(smtp_session_rcpt(NULL, "a@b", NULL, 0, buf, cap));
+    NULL_HANDLE_REPLY(smtp_session_data(NULL, MSG, MSG_LEN, buf, cap));
+    NULL_HANDLE_REPLY(smtp_session_getreply(NULL, buf, cap));
 
     /* Everything NULL at once: still just SMTPC_E_NULL. */
     CHECK_INT(smtp_session_connect(NULL, NULL, 0, NULL, 0), SMTPC_E_NULL);
@@ -261,9 +262,12 @@ static void test_null_handle(void)
     CHECK_INT(smtp_session_sendmail(NULL, NULL, NULL, 0, NULL, 0, NULL, 0), SMTPC_E_NULL);
     CHECK_INT(smtp_session_batch_add(NULL, NULL, NULL, 0, NULL, 0), SMTPC_E_NULL);
     CHECK_INT(smtp_session_batch_send_cb(NULL, NULL, NULL), SMTPC_E_NULL);
-    CHECK_INT(smtp_session_extn_params(NULL, NULL, NULL, 0), SMTPC_E_NULL);
-    CHECK_INT(smtp_session_last_enhanced(NULL, NULL, 0), SMTPC_E_NULL);
-    CHECK_INT(smtp_session_rcpt_enhanced(NULL, 0, NULL, 0), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_mail(NULL, NULL, NULL, 0, NULL, 0), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_rcpt(NULL, NULL, NULL, 0, NULL, 0), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_data(NULL, NULL, 0, NULL, 0), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_putcmd(NULL, NULL, NULL), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_set_mail_options(NULL, NULL, 0), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_set_rcpt_options(NULL, NULL, 0), SMTPC_E_NULL);
 
     CHECK_INT(smtp_session_batch_add(NULL, "f@example.org", ONE_TO, 1, MSG, MSG_LEN),
               SMTPC_E_NULL);
@@ -295,6 +299,22 @@ static void test_null_handle(void)
         CHECK(probe_untouched(&pr, 1));
         CHECK_INT(smtp_session_last_reply(NULL, NULL, 0), 0);
         CHECK_INT(smtp_session_last_error(NULL, NULL, 0), 0);
+        /* Every query that copies text returns size_t: 0 for NULL. */
+        buf = probe_reset(&pr);
+        CHECK_INT(smtp_session_extn_params(NULL, "SIZE", buf, cap), 0);
+        CHECK_INT(buf[0], '\0');
+        buf = probe_reset(&pr);
+        CHECK_INT(smtp_session_last_enhanced(NULL, buf, cap), 0);
+        CHECK_INT(buf[0], '\0');
+        buf = probe_reset(&pr);
+        CHECK_INT(smtp_session_rcpt_enhanced(NULL, 0, buf, cap), 0);
+        CHECK_INT(buf[0], '\0');
+        buf = probe_reset(&pr);
+        CHECK_INT(smtp_session_extn_name(NULL, 0, buf, cap), 0);
+        CHECK_INT(buf[0], '\0');
+        CHECK(probe_untouched(&pr, 1));
+        CHECK_INT(smtp_session_extn_params(NULL, NULL, NULL, 0), 0);
+        CHECK_INT(smtp_session_extn_count(NULL), 0);
     }
     CHECK_INT(never_called, 0);
     CHECK_INT(rd.calls, 0);
@@ -352,7 +372,14 @@ static void refuse_nulls(smtp_session *s)
     CHECK_INT(smtp_session_connect(s, NULL, 25, buf, sizeof buf), SMTPC_E_NULL);
     CHECK_INT(smtp_session_connect_tls(s, NULL, 465, buf, sizeof buf), SMTPC_E_NULL);
     CHECK_INT(smtp_session_has_extn(s, NULL), 0);
-    CHECK_INT(smtp_session_extn_params(s, NULL, buf, sizeof buf), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_extn_params(s, NULL, buf, sizeof buf), 0);
+    CHECK_INT(smtp_session_mail(s, NULL, NULL, 0, buf, sizeof buf), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_rcpt(s, NULL, NULL, 0, buf, sizeof buf), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_mail(s, "a@b", NULL, 1, buf, sizeof buf), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_data(s, NULL, 3, buf, sizeof buf), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_putcmd(s, NULL, "x"), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_set_mail_options(s, NULL, 1), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_set_rcpt_options(s, NULL, 2), SMTPC_E_NULL);
     CHECK_INT(smtp_session_login(s, NULL, "p", buf, sizeof buf), SMTPC_E_NULL);
     CHECK_INT(smtp_session_login(s, "u", NULL, buf, sizeof buf), SMTPC_E_NULL);
     CHECK_INT(smtp_session_sendmail(s, NULL, ONE_TO, 1, MSG, MSG_LEN, buf, sizeof buf),
@@ -400,7 +427,15 @@ static void accept_optional_nulls(smtp_session *s)
     CHECK_INT(smtp_session_set_trace(s, NULL, NULL), SMTPC_OK);
     CHECK_INT(smtp_session_last_enhanced(s, NULL, 0), 0);
     CHECK_INT(smtp_session_last_enhanced(s, NULL, 8), 0); /* buf NULL: cap ignored */
-    CHECK_INT(smtp_session_rcpt_enhanced(s, 0, NULL, 0), SMTPC_E_INVALID); /* no recipient */
+    CHECK_INT(smtp_session_rcpt_enhanced(s, 0, NULL, 0), 0); /* no recipient */
+    CHECK_INT(smtp_session_extn_count(s), 0);                 /* no EHLO yet */
+    CHECK_INT(smtp_session_extn_name(s, 0, NULL, 0), 0);
+    CHECK_INT(smtp_session_set_mail_options(s, NULL, 0), SMTPC_OK);
+    CHECK_INT(smtp_session_set_rcpt_options(s, NULL, 0), SMTPC_OK);
+    /* Not connected: state errors, nothing queued. */
+    CHECK_INT(smtp_session_putcmd(s, "NOOP", NULL), SMTPC_E_STATE);
+    CHECK_INT(smtp_session_getreply(s, NULL, 0), SMTPC_E_STATE);
+    CHECK_INT(smtp_session_data(s, MSG, MSG_LEN, NULL, 0), SMTPC_E_STATE);
     CHECK_INT(smtp_session_last_reply(s, NULL, 8), 0);
     CHECK_INT(smtp_session_last_error(s, NULL, 8), smtp_session_last_error(s, NULL, 0));
     /* Nothing to read: out of range, whatever the buffer. */
@@ -459,7 +494,19 @@ static void refuse_bad_utf8(smtp_session *s, int connected)
         CHECK_INT(smtp_session_set_local_hostname(s, b), SMTPC_E_INVALID);
         CHECK_INT(smtp_session_set_source_address(s, b, 25), SMTPC_E_INVALID);
         CHECK_INT(smtp_session_has_extn(s, b), 0);
-        CHECK_INT(smtp_session_extn_params(s, b, buf, sizeof buf), SMTPC_E_INVALID);
+        CHECK_INT(smtp_session_extn_params(s, b, buf, sizeof buf), 0);
+        CHECK_INT(smtp_session_mail(s, b, NULL, 0, buf, sizeof buf), SMTPC_E_INVALID);
+        CHECK_INT(smtp_session_rcpt(s, b, NULL, 0, buf, sizeof buf), SMTPC_E_INVALID);
+        CHECK_INT(smtp_session_putcmd(s, b, NULL), SMTPC_E_INVALID);
+        CHECK_INT(smtp_session_putcmd(s, "NOOP", b), SMTPC_E_INVALID);
+        {
+            const char *bad_params[1];
+            bad_params[0] = b;
+            CHECK_INT(smtp_session_set_mail_options(s, bad_params, 1), SMTPC_E_INVALID);
+            CHECK_INT(smtp_session_set_rcpt_options(s, bad_params, 1), SMTPC_E_INVALID);
+            CHECK_INT(smtp_session_mail(s, "a@b", bad_params, 1, buf, sizeof buf),
+                      SMTPC_E_INVALID);
+        }
         CHECK_INT(smtp_session_lhlo(s, b, buf, sizeof buf), SMTPC_E_INVALID);
         CHECK_INT(smtp_session_helo(s, b, buf, sizeof buf), SMTPC_E_INVALID);
         CHECK_INT(smtp_session_ehlo(s, b, buf, sizeof buf), SMTPC_E_INVALID);
@@ -709,7 +756,7 @@ static void test_connected(void)
     CHECK_INT(smtp_session_rcpt_enhanced(s, 1, buf, sizeof buf), 5);
     CHECK_STR(buf, "5.1.1");
     CHECK_INT(smtp_session_rcpt_enhanced(s, 0, NULL, 0), 5);
-    CHECK_INT(smtp_session_rcpt_enhanced(s, 2, buf, sizeof buf), SMTPC_E_INVALID);
+    CHECK_INT(smtp_session_rcpt_enhanced(s, 2, buf, sizeof buf), 0);
     CHECK_STR(buf, "");
     CHECK_INT(smtp_session_rcpt_code(s, 1, probe_reset(&pr), 1), 550);
     CHECK_INT(pr.bytes[0], '\0');

@@ -18,6 +18,8 @@
 //! (set `SMTPC_KEEP_TEST_DIRS=1` to keep the folders for debugging).
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
