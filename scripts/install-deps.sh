@@ -7,7 +7,7 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 APT_PKGS=(postfix sasl2-bin libsasl2-modules openssl valgrind pkg-config libssl-dev swaks python3-venv
-          clang-14)
+          clang-14 dovecot-core dovecot-lmtpd)
 AIOSMTPD_VERSION=1.4.6
 
 log() { echo "install-deps: $*" >&2; }

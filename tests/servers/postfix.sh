@@ -3,6 +3,21 @@
 #
 #   postfix.sh start DIR CERT KEY    configure + start; waits until all ports accept
 #   postfix.sh stop DIR              stop it (waits for the master to exit)
+#   postfix.sh start-dovecot-sasl DIR CERT KEY AUTH_SOCKET
+#                                    like start, but SASL is Dovecot's (smtpd_sasl_type =
+#                                    dovecot, smtpd_sasl_path = AUTH_SOCKET, an absolute path
+#                                    to a running Dovecot's auth unix_listener that user
+#                                    postfix can connect to; see tests/servers/dovecot.sh).
+#                                    The AUTH mechanisms and accounts are then Dovecot's.
+#   postfix.sh start-tls-options DIR CERT KEY CLIENT_CA
+#                                    like start, for testing a client's TLS options; the
+#                                    three listeners become (same names in ports.env):
+#                                    PORT_SUBMIT   STARTTLS optional, TLS 1.2 at most
+#                                    PORT_ENCRYPT  STARTTLS required, then a client certificate
+#                                                  signed by a CA in CLIENT_CA (smtpd_tls_ask_ccert,
+#                                                  smtpd_tls_req_ccert; 421 4.7.1 without one)
+#                                    PORT_IMPLICIT TLS from the first byte, a client certificate
+#                                                  required as on PORT_ENCRYPT
 #
 # Layout: DIR/etc (main.cf, master.cf, maps, copies of cert/key), DIR/queue,
 # DIR/data, DIR/etc/sasl (smtpd.conf + sasldb2: Debian's Postfix reads $config_directory/sasl), DIR/mail/{alice,bob}/ (Maildirs),
@@ -197,6 +212,26 @@ EOF
     chgrp postfix "$dir/etc/sasl/sasldb2"
     chmod 640 "$dir/etc/sasl/sasldb2"
     chmod 755 "$dir/etc/sasl"
+
+    # Opt-in (start-dovecot-sasl): Dovecot's auth service instead of Cyrus SASL.
+    if [ -n "$DOVECOT_AUTH_SOCKET" ]; then
+        "$POSTCONF" -c "$dir/etc" -e \
+            "smtpd_sasl_type = dovecot" \
+            "smtpd_sasl_path = $DOVECOT_AUTH_SOCKET"
+    fi
+
+    # Opt-in (start-tls-options): a TLS 1.2 ceiling, client certificates.
+    if [ -n "$TLS_CLIENT_CA" ]; then
+        install -m 644 "$TLS_CLIENT_CA" "$dir/etc/client-ca.pem"
+        "$POSTCONF" -c "$dir/etc" -e "smtpd_tls_CAfile = $dir/etc/client-ca.pem"
+        "$POSTCONF" -c "$dir/etc" -P \
+            "127.0.0.1:$p_submit/inet/smtpd_tls_protocols=<=TLSv1.2" \
+            "127.0.0.1:$p_submit/inet/smtpd_tls_mandatory_protocols=<=TLSv1.2" \
+            "127.0.0.1:$p_encrypt/inet/smtpd_tls_ask_ccert=yes" \
+            "127.0.0.1:$p_encrypt/inet/smtpd_tls_req_ccert=yes" \
+            "127.0.0.1:$p_implicit/inet/smtpd_tls_ask_ccert=yes" \
+            "127.0.0.1:$p_implicit/inet/smtpd_tls_req_ccert=yes"
+    fi
 }
 
 make_queue() { # dir
@@ -308,6 +343,9 @@ MAILDIR=$dir/mail
 SASL_USER=$SASL_USER
 SASL_PASS=$SASL_PASS
 EOF
+            if [ -n "$DOVECOT_AUTH_SOCKET" ]; then
+                echo "SASL_TYPE=dovecot" >> "$dir/ports.env.tmp"
+            fi
             mv "$dir/ports.env.tmp" "$dir/ports.env"
             return 0
         fi
@@ -327,9 +365,25 @@ EOF
 POSTFIX="$(find_bin postfix)" || die "postfix not installed (run scripts/install-deps.sh)"
 SASLPASSWD2="$(find_bin saslpasswd2)" || die "saslpasswd2 not installed (sasl2-bin)"
 
+DOVECOT_AUTH_SOCKET=""
+TLS_CLIENT_CA=""
+
 cmd="${1:-}"
 case "$cmd" in
     start) [ $# -eq 4 ] || usage; do_start "$2" "$3" "$4" ;;
+    start-dovecot-sasl)
+        [ $# -eq 5 ] || die "usage: $0 start-dovecot-sasl DIR CERT KEY AUTH_SOCKET"
+        case "$5" in /*) ;; *) die "AUTH_SOCKET must be an absolute path: $5" ;; esac
+        [ -S "$5" ] || die "no Dovecot auth socket at $5 (start Dovecot first)"
+        POSTCONF="$(find_bin postconf)" || die "postconf not installed (package postfix)"
+        DOVECOT_AUTH_SOCKET="$5"
+        do_start "$2" "$3" "$4" ;;
+    start-tls-options)
+        [ $# -eq 5 ] || die "usage: $0 start-tls-options DIR CERT KEY CLIENT_CA"
+        [ -r "$5" ] || die "no client CA file $5"
+        POSTCONF="$(find_bin postconf)" || die "postconf not installed (package postfix)"
+        TLS_CLIENT_CA="$(cd "$(dirname "$5")" && pwd -P)/$(basename "$5")"
+        do_start "$2" "$3" "$4" ;;
     stop) [ $# -eq 2 ] || usage; do_stop "$(cd "$2" 2>/dev/null && pwd -P || echo "$2")" ;;
     *) usage ;;
 esac

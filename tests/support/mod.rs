@@ -18,6 +18,7 @@
 //! (set `SMTPC_KEEP_TEST_DIRS=1` to keep the folders for debugging).
 #![allow(dead_code)]
 
+pub mod dovecot;
 pub mod fault_proxy;
 
 use std::collections::BTreeMap;
