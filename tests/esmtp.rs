@@ -2706,20 +2706,46 @@ fn c_api_mail_rcpt_data_deliver_byte_exact_to_postfix() {
     unsafe {
         let from = cstr("sender@client.test");
         assert_eq!(
-            smtp_session_mail(c.0, from.as_ptr(), std::ptr::null(), 0, buf.as_mut_ptr(), buf.len()),
+            smtp_session_mail(
+                c.0,
+                from.as_ptr(),
+                std::ptr::null(),
+                0,
+                buf.as_mut_ptr(),
+                buf.len()
+            ),
             250,
             "{}",
             text(&buf)
         );
         for (to, want) in [(ALICE, 250), (UNKNOWN, 550)] {
             let to = cstr(to);
-            let rc = smtp_session_rcpt(c.0, to.as_ptr(), std::ptr::null(), 0, buf.as_mut_ptr(), buf.len());
+            let rc = smtp_session_rcpt(
+                c.0,
+                to.as_ptr(),
+                std::ptr::null(),
+                0,
+                buf.as_mut_ptr(),
+                buf.len(),
+            );
             assert_eq!(rc, want, "{}", text(&buf));
         }
-        let rc = smtp_session_data(c.0, msg.as_ptr().cast(), msg.len(), buf.as_mut_ptr(), buf.len());
+        let rc = smtp_session_data(
+            c.0,
+            msg.as_ptr().cast(),
+            msg.len(),
+            buf.as_mut_ptr(),
+            buf.len(),
+        );
         assert_eq!(rc, 250, "{}", text(&buf));
-        assert_eq!(smtpc::ffi::session::smtp_session_failed_step(c.0), SMTPC_STEP_NONE);
-        assert_eq!(smtpc::ffi::session::smtp_session_outcome(c.0), SMTPC_OUTCOME_ACCEPTED);
+        assert_eq!(
+            smtpc::ffi::session::smtp_session_failed_step(c.0),
+            SMTPC_STEP_NONE
+        );
+        assert_eq!(
+            smtpc::ffi::session::smtp_session_outcome(c.0),
+            SMTPC_OUTCOME_ACCEPTED
+        );
     }
     let got = delivered_by_id(&pf.wait_delivered("alice", 1, WAIT), "verbs-1");
     assert_same_bytes(&got, &normalized(&msg), "mail/rcpt/data");
@@ -2741,9 +2767,15 @@ fn c_api_putcmd_getreply_pipeline_mail_and_rcpt_and_docmd_takes_a_whole_line() {
         );
         let before = smtpc::ffi::esmtp::smtp_session_waits(c.0);
         let mail_line = cstr("MAIL FROM:<sender@client.test>");
-        assert_eq!(smtp_session_putcmd(c.0, mail_line.as_ptr(), std::ptr::null()), SMTPC_OK);
+        assert_eq!(
+            smtp_session_putcmd(c.0, mail_line.as_ptr(), std::ptr::null()),
+            SMTPC_OK
+        );
         let (rcpt, args) = (cstr("RCPT"), cstr(&format!("TO:<{ALICE}>")));
-        assert_eq!(smtp_session_putcmd(c.0, rcpt.as_ptr(), args.as_ptr()), SMTPC_OK);
+        assert_eq!(
+            smtp_session_putcmd(c.0, rcpt.as_ptr(), args.as_ptr()),
+            SMTPC_OK
+        );
         assert_eq!(smtp_session_getreply(c.0, buf.as_mut_ptr(), buf.len()), 250);
         assert_eq!(smtp_session_getreply(c.0, buf.as_mut_ptr(), buf.len()), 250);
         assert_eq!(
@@ -2753,15 +2785,30 @@ fn c_api_putcmd_getreply_pipeline_mail_and_rcpt_and_docmd_takes_a_whole_line() {
         );
         // A line with CR/LF is refused before anything is queued.
         let smuggle = cstr("RSET\r\nQUIT");
-        assert_eq!(smtp_session_putcmd(c.0, smuggle.as_ptr(), std::ptr::null()), SMTPC_E_INVALID);
+        assert_eq!(
+            smtp_session_putcmd(c.0, smuggle.as_ptr(), std::ptr::null()),
+            SMTPC_E_INVALID
+        );
         let rset = cstr("RSET");
         assert_eq!(
-            smtpc::ffi::session::smtp_session_docmd(c.0, rset.as_ptr(), std::ptr::null(), buf.as_mut_ptr(), buf.len()),
+            smtpc::ffi::session::smtp_session_docmd(
+                c.0,
+                rset.as_ptr(),
+                std::ptr::null(),
+                buf.as_mut_ptr(),
+                buf.len()
+            ),
             250
         );
         let whole = cstr("MAIL FROM:<sender@client.test>");
         assert_eq!(
-            smtpc::ffi::session::smtp_session_docmd(c.0, whole.as_ptr(), std::ptr::null(), buf.as_mut_ptr(), buf.len()),
+            smtpc::ffi::session::smtp_session_docmd(
+                c.0,
+                whole.as_ptr(),
+                std::ptr::null(),
+                buf.as_mut_ptr(),
+                buf.len()
+            ),
             250,
             "{}",
             text(&buf)
@@ -2783,7 +2830,10 @@ fn data_refused_sends_no_body_and_failed_step_says_data() {
     let r = s.data(b"Subject: never\r\n\r\nnot sent\r\n").unwrap();
     assert!(r.code >= 500, "{r:?}");
     assert_eq!(s.failed_step(), Step::Data);
-    assert_eq!(s.last_outcome().delivery(), smtpc::client::Delivery::Refused);
+    assert_eq!(
+        s.last_outcome().delivery(),
+        smtpc::client::Delivery::Refused
+    );
     // The session is in step: the body never went out as commands.
     assert_eq!(s.noop().unwrap().code, 250);
 }
@@ -2803,7 +2853,10 @@ fn caller_mail_and_rcpt_options_reach_nodemailer() {
     let ca = cstr(&certs().ca.to_string_lossy());
     let mut buf = [0 as c_char; 256];
     unsafe {
-        assert_eq!(smtpc::ffi::session::smtp_session_set_ca_file(c.0, ca.as_ptr()), SMTPC_OK);
+        assert_eq!(
+            smtpc::ffi::session::smtp_session_set_ca_file(c.0, ca.as_ptr()),
+            SMTPC_OK
+        );
         assert_eq!(
             smtpc::ffi::session::smtp_session_starttls(c.0, buf.as_mut_ptr(), buf.len()),
             220,
@@ -2819,18 +2872,37 @@ fn caller_mail_and_rcpt_options_reach_nodemailer() {
     let (_k, to) = cstrings(&["rcpt@nodemailer.test"]);
     let msg = mail("opts-1", "rcpt@nodemailer.test", "x\r\n");
     unsafe {
-        assert_eq!(smtp_session_set_mail_options(c.0, mail_ptrs.as_ptr(), 2), SMTPC_OK);
-        assert_eq!(smtp_session_set_rcpt_options(c.0, rcpt_ptrs.as_ptr(), 1), SMTPC_OK);
+        assert_eq!(
+            smtp_session_set_mail_options(c.0, mail_ptrs.as_ptr(), 2),
+            SMTPC_OK
+        );
+        assert_eq!(
+            smtp_session_set_rcpt_options(c.0, rcpt_ptrs.as_ptr(), 1),
+            SMTPC_OK
+        );
         let rc = c_sendmail(c.0, &from, &to, &msg, &mut buf);
         assert_eq!(rc, 250, "{}", text(&buf));
     }
     let got = nm.wait_messages(1, WAIT);
-    let opts: Vec<String> = got[0].mail_options.iter().map(|o| o.to_ascii_uppercase()).collect();
+    let opts: Vec<String> = got[0]
+        .mail_options
+        .iter()
+        .map(|o| o.to_ascii_uppercase())
+        .collect();
     let at = |k: &str| opts.iter().position(|o| o.starts_with(k));
-    assert!(at("REQUIRETLS").is_some() && at("MT-PRIORITY=3").is_some(), "{opts:?}");
-    assert!(at("SIZE=").unwrap() < at("REQUIRETLS").unwrap(), "library's first: {opts:?}");
+    assert!(
+        at("REQUIRETLS").is_some() && at("MT-PRIORITY=3").is_some(),
+        "{opts:?}"
+    );
+    assert!(
+        at("SIZE=").unwrap() < at("REQUIRETLS").unwrap(),
+        "library's first: {opts:?}"
+    );
     assert_eq!(
-        got[0].rcpt_options[0].iter().map(|o| o.to_ascii_uppercase()).collect::<Vec<_>>(),
+        got[0].rcpt_options[0]
+            .iter()
+            .map(|o| o.to_ascii_uppercase())
+            .collect::<Vec<_>>(),
         ["NOTIFY=NEVER"]
     );
 }
@@ -2844,13 +2916,21 @@ fn smtputf8_caller_option_without_the_extension_is_not_supported() {
     s.set_timeout(Duration::from_secs(15));
     s.connect("127.0.0.1", sink.port()).unwrap();
     s.set_mail_options(&["SMTPUTF8"]).unwrap();
-    let e = s.sendmail("a@client.test", &["b@sink.test"], b"x\r\n").unwrap_err();
+    let e = s
+        .sendmail("a@client.test", &["b@sink.test"], b"x\r\n")
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotSupported, "{e}");
-    assert_eq!(s.last_outcome().delivery(), smtpc::client::Delivery::NotSent);
+    assert_eq!(
+        s.last_outcome().delivery(),
+        smtpc::client::Delivery::NotSent
+    );
     let e = s.mail("a@client.test", &["SMTPUTF8"]).unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotSupported, "{e}");
     assert!(
-        !sink.commands().iter().any(|c| c.to_ascii_uppercase().starts_with("MAIL")),
+        !sink
+            .commands()
+            .iter()
+            .any(|c| c.to_ascii_uppercase().starts_with("MAIL")),
         "{:?}",
         sink.commands()
     );
@@ -2877,7 +2957,10 @@ fn c_api_lists_the_extensions_of_postfix() {
         for k in ["PIPELINING", "SIZE", "8BITMIME", "CHUNKING", "DSN"] {
             assert!(names.iter().any(|n| n == k), "{k} in {names:?}");
         }
-        assert_eq!(smtp_session_extn_name(c.0, n, buf.as_mut_ptr(), buf.len()), 0);
+        assert_eq!(
+            smtp_session_extn_name(c.0, n, buf.as_mut_ptr(), buf.len()),
+            0
+        );
         assert_eq!(text(&buf), "");
         // snprintf-style: the full length even when the buffer is short.
         let i = names.iter().position(|n| n == "PIPELINING").unwrap();
