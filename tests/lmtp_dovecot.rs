@@ -63,16 +63,25 @@ fn sendmail_over_the_unix_socket_uses_bdat_with_one_reply_per_recipient() {
     let path = dc.lmtp_socket();
     assert_eq!(s.connect(path.to_str().unwrap(), 0).unwrap().code, 220);
     let msg = message("lmtp-unix");
-    let r = s.sendmail("sender@client.test", &[ALICE, NOBODY, BOB], &msg).unwrap();
+    let r = s
+        .sendmail("sender@client.test", &[ALICE, NOBODY, BOB], &msg)
+        .unwrap();
     assert_eq!(r.code, 250, "{r:?}");
     let rcpt: Vec<u16> = s.rcpt_replies().iter().map(|r| r.code).collect();
     assert_eq!(rcpt, [250, 550, 250]);
-    let per_rcpt: Vec<Option<u16>> = s.lmtp_replies().iter().map(|r| r.as_ref().map(|r| r.code)).collect();
+    let per_rcpt: Vec<Option<u16>> = s
+        .lmtp_replies()
+        .iter()
+        .map(|r| r.as_ref().map(|r| r.code))
+        .collect();
     assert_eq!(per_rcpt, [Some(250), None, Some(250)]);
     assert_eq!(s.last_outcome().delivery(), Delivery::Accepted);
     let sent = trace.lock().unwrap().join("\n");
     assert!(sent.contains("lhlo "), "{sent}");
-    assert!(sent.contains("BDAT ") && sent.contains(" LAST"), "LMTP goes as BDAT: {sent}");
+    assert!(
+        sent.contains("BDAT ") && sent.contains(" LAST"),
+        "LMTP goes as BDAT: {sent}"
+    );
     for user in ["alice", "bob"] {
         let got = dc.wait_delivered(user, 1, WAIT);
         assert_eq!(as_sent(&got[0]), normalized(&msg), "{user}");
@@ -94,11 +103,18 @@ fn mail_rcpt_data_verbs_over_lmtp_give_each_recipients_reply() {
     let msg = message("lmtp-verbs");
     let r = s.data(&msg).unwrap();
     assert_eq!(r.code, 250);
-    let per_rcpt: Vec<Option<u16>> = s.lmtp_replies().iter().map(|r| r.as_ref().map(|r| r.code)).collect();
+    let per_rcpt: Vec<Option<u16>> = s
+        .lmtp_replies()
+        .iter()
+        .map(|r| r.as_ref().map(|r| r.code))
+        .collect();
     assert_eq!(per_rcpt, [Some(250), Some(250)]);
     assert_eq!(s.last_outcome().delivery(), Delivery::Accepted);
     for user in ["alice", "bob"] {
-        assert_eq!(as_sent(&dc.wait_delivered(user, 1, WAIT)[0]), normalized(&msg));
+        assert_eq!(
+            as_sent(&dc.wait_delivered(user, 1, WAIT)[0]),
+            normalized(&msg)
+        );
     }
 }
 
@@ -117,10 +133,18 @@ fn tls_required_policy_greets_with_lhlo_over_tcp() {
     assert_eq!(s.connect("localhost", dc.lmtp_port()).unwrap().code, 220);
     assert!(s.is_tls());
     let msg = message("lmtp-tls");
-    assert_eq!(s.sendmail("sender@client.test", &[ALICE], &msg).unwrap().code, 250);
+    assert_eq!(
+        s.sendmail("sender@client.test", &[ALICE], &msg)
+            .unwrap()
+            .code,
+        250
+    );
     let sent = trace.lock().unwrap().join("\n");
     assert!(!sent.to_ascii_lowercase().contains("send: 'ehlo"), "{sent}");
     assert_eq!(sent.matches("send: 'lhlo").count(), 2, "{sent}");
     assert!(sent.contains("send: 'data"), "chunking off: DATA {sent}");
-    assert_eq!(as_sent(&dc.wait_delivered("alice", 1, WAIT)[0]), normalized(&msg));
+    assert_eq!(
+        as_sent(&dc.wait_delivered("alice", 1, WAIT)[0]),
+        normalized(&msg)
+    );
 }
