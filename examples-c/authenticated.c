@@ -1,8 +1,15 @@
 /*
  * authenticated.c - EHLO, STARTTLS, EHLO again, AUTH, send, QUIT.
  *
- * The C version of smtplib's authenticated-sending example:
+ * The C version of smtplib's authenticated-sending example, the message
+ * built as the article builds it, with a small attachment:
  *
+ *     msg = MIMEMultipart()
+ *     msg['From'] = formataddr(('libsmtpc example', fromaddr))
+ *     msg['To'] = formataddr(('Recipient', toaddr))
+ *     msg['Subject'] = 'libsmtpc authenticated example'
+ *     msg.attach(MIMEText(body))
+ *     msg.attach(attachment)          # notes.txt
  *     server = smtplib.SMTP(servername, port)
  *     server.ehlo()
  *     if server.has_extn('STARTTLS'):
@@ -10,7 +17,7 @@
  *         server.ehlo()   # re-identify ourselves over TLS
  *     if server.has_extn('AUTH'):
  *         server.login(username, password)
- *     server.sendmail(fromaddr, toaddrs, msg)
+ *     server.send_message(msg)
  *     server.quit()
  *
  * Usage: authenticated [host [port [user]]]
@@ -18,7 +25,8 @@
  *   user: $SMTP_USER. The password comes from $SMTP_PASSWORD, or else is
  *   read from the terminal (/dev/tty) with echo turned off.
  *   $SMTP_CA_FILE names a PEM file of CA certificates to trust for STARTTLS.
- *   $SMTP_FROM / $SMTP_TO override the envelope addresses.
+ *   $SMTP_FROM / $SMTP_TO override the From and To addresses (and so the
+ *   envelope, which send_message takes from them).
  *
  * Prints each step's reply code and text. Exit status 0 only if every step
  * succeeded and the message was accepted.
@@ -57,6 +65,52 @@ static void print_error(const smtp_session *s, const char *what, int rc)
     smtp_session_last_error(s, detail, sizeof detail);
     fprintf(stderr, "%s failed: %s (%d)%s%s\n", what, smtpc_strerror(rc), rc,
             detail[0] != '\0' ? ": " : "", detail);
+}
+
+/* The same for a failed builder call, whose detail the message keeps. */
+static void print_message_error(const smtp_message *m, const char *what, int rc)
+{
+    char detail[REPLY_CAP];
+    smtp_message_last_error(m, detail, sizeof detail);
+    fprintf(stderr, "%s failed: %s (%d)%s%s\n", what, smtpc_strerror(rc), rc,
+            detail[0] != '\0' ? ": " : "", detail);
+}
+
+/*
+ * Builds the message: From and To with display names, a Subject, a text
+ * body and a small attachment (a file made in memory; for a file on disk,
+ * smtp_message_attach_file streams it while sending). Returns NULL (after
+ * printing why) if an address is refused.
+ */
+static smtp_message *build_message(const char *from, const char *to)
+{
+    static const char body[] = "This message was sent over STARTTLS after AUTH.\n"
+                               "It carries a small attachment, notes.txt.\n";
+    static const char notes[] = "libsmtpc attachment\r\n"
+                                "Attached with smtp_message_attach().\r\n";
+    smtp_message *m = smtp_message_new();
+    int rc;
+
+    if (m == NULL) {
+        fprintf(stderr, "smtp_message_new failed\n");
+        return NULL;
+    }
+    if ((rc = smtp_message_set_from(m, from, "libsmtpc example")) != SMTPC_OK) {
+        print_message_error(m, "set_from", rc);
+    } else if ((rc = smtp_message_add_to(m, to, "Recipient")) != SMTPC_OK) {
+        print_message_error(m, "add_to", rc);
+    } else if ((rc = smtp_message_set_subject(m, "libsmtpc authenticated example")) != SMTPC_OK) {
+        print_message_error(m, "set_subject", rc);
+    } else if ((rc = smtp_message_set_text(m, body, sizeof body - 1)) != SMTPC_OK) {
+        print_message_error(m, "set_text", rc);
+    } else if ((rc = smtp_message_attach(m, notes, sizeof notes - 1, "text/plain; charset=utf-8",
+                                         "notes.txt")) != SMTPC_OK) {
+        print_message_error(m, "attach", rc);
+    } else {
+        return m;
+    }
+    smtp_message_free(m);
+    return NULL;
 }
 
 /* Prints "step: code text"; a multi-line reply's further lines (joined by
@@ -154,11 +208,11 @@ int main(int argc, char **argv)
     const char *from = env_or("SMTP_FROM", "sender@example.org");
     const char *to[N_TO];
     char password[PASSWORD_CAP];
-    char msg[1024];
     char reply[REPLY_CAP];
     smtp_session *s = NULL;
+    smtp_message *m = NULL;
     uint16_t port;
-    int n, rc, status = 1;
+    int rc, status = 1;
     size_t i, count;
 
     to[0] = env_or("SMTP_TO", "recipient@example.org");
@@ -173,21 +227,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: bad port '%s'\n", argv[0], port_text);
         return 2;
     }
-    n = snprintf(msg, sizeof msg,
-                 "From: %s\r\n"
-                 "To: %s\r\n"
-                 "Subject: libsmtpc authenticated example\r\n"
-                 "\r\n"
-                 "This message was sent over STARTTLS after AUTH.\r\n",
-                 from, to[0]);
-    if (n < 0 || (size_t)n >= sizeof msg) {
-        fprintf(stderr, "%s: addresses too long\n", argv[0]);
+    m = build_message(from, to[0]);
+    if (m == NULL)
         return 2;
-    }
 
     s = smtp_session_new();
     if (s == NULL) {
         fprintf(stderr, "smtp_session_new failed\n");
+        smtp_message_free(m);
         return 1;
     }
 
@@ -248,8 +295,10 @@ int main(int argc, char **argv)
         printf("login: AUTH not offered; skipping\n");
     }
 
-    rc = smtp_session_sendmail(s, from, to, N_TO, msg, (size_t)n, reply, sizeof reply);
-    if (report(s, "sendmail", rc, reply) < 0)
+    /* The envelope comes from the From and To fields, as smtplib's
+     * send_message takes it. */
+    rc = smtp_session_send_message(s, m, NULL, NULL, 0, reply, sizeof reply);
+    if (report(s, "send_message", rc, reply) < 0)
         goto quit;
     count = smtp_session_rcpt_count(s);
     for (i = 0; i < count; i++) {
@@ -276,5 +325,6 @@ quit:
     }
 out:
     smtp_session_free(s);
+    smtp_message_free(m);
     return status;
 }

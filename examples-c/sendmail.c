@@ -1,16 +1,22 @@
 /*
- * sendmail.c - send one message, showing the SMTP transcript.
+ * sendmail.c - build one message and send it, showing the SMTP transcript.
  *
- * The C version of smtplib's first example:
+ * The C version of smtplib's first example, with the message built as the
+ * article builds it (email.mime.text.MIMEText, email.utils.formataddr):
  *
+ *     msg = MIMEText(body)
+ *     msg['From'] = formataddr(('libsmtpc example', fromaddr))
+ *     msg['To'] = formataddr(('Recipient', toaddr))
+ *     msg['Subject'] = 'libsmtpc sendmail example'
  *     server = smtplib.SMTP('localhost')
  *     server.set_debuglevel(1)
- *     server.sendmail(fromaddr, toaddrs, msg)
+ *     server.send_message(msg)
  *     server.quit()
  *
  * Usage: sendmail [host [port]]
  *   host defaults to $SMTP_HOST or "localhost", port to $SMTP_PORT or 25.
- *   $SMTP_FROM and $SMTP_TO override the envelope addresses.
+ *   $SMTP_FROM and $SMTP_TO override the From and To addresses (and so the
+ *   envelope, which send_message takes from the header fields).
  *
  * The library writes the transcript (debug level 1) to stderr; the result
  * goes to stdout. Exit status is 0 only if the message was accepted.
@@ -49,17 +55,60 @@ static void print_error(const smtp_session *s, const char *what, int rc)
             detail[0] != '\0' ? ": " : "", detail);
 }
 
+/* The same for a failed builder call, whose detail the message keeps. */
+static void print_message_error(const smtp_message *m, const char *what, int rc)
+{
+    char detail[REPLY_CAP];
+    smtp_message_last_error(m, detail, sizeof detail);
+    fprintf(stderr, "%s failed: %s (%d)%s%s\n", what, smtpc_strerror(rc), rc,
+            detail[0] != '\0' ? ": " : "", detail);
+}
+
+/*
+ * Builds the message: From and To with display names (RFC 2047-encoded
+ * by the library when they are not ASCII), a Subject and a text body.
+ * Date, Message-ID and MIME-Version are added when it is sent. Returns
+ * NULL (after printing why) if an address is refused.
+ */
+static smtp_message *build_message(const char *from, const char *to)
+{
+    static const char body[] =
+        "Hello from the libsmtpc sendmail example.\n"
+        "This message was built with smtp_message_* and sent with\n"
+        "smtp_session_send_message().\n";
+    smtp_message *m = smtp_message_new();
+    int rc;
+
+    if (m == NULL) {
+        fprintf(stderr, "smtp_message_new failed\n");
+        return NULL;
+    }
+    if ((rc = smtp_message_set_from(m, from, "libsmtpc example")) != SMTPC_OK) {
+        print_message_error(m, "set_from", rc);
+    } else if ((rc = smtp_message_add_to(m, to, "Recipient")) != SMTPC_OK) {
+        print_message_error(m, "add_to", rc);
+    } else if ((rc = smtp_message_set_subject(m, "libsmtpc sendmail example")) != SMTPC_OK) {
+        print_message_error(m, "set_subject", rc);
+    } else if ((rc = smtp_message_set_text(m, body, sizeof body - 1)) != SMTPC_OK) {
+        print_message_error(m, "set_text", rc);
+    } else {
+        return m;
+    }
+    smtp_message_free(m);
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     const char *host = argc > 1 ? argv[1] : env_or("SMTP_HOST", "localhost");
     const char *port_text = argc > 2 ? argv[2] : env_or("SMTP_PORT", "25");
     const char *from = env_or("SMTP_FROM", "sender@example.org");
     const char *to[N_TO];
-    char msg[1024];
     char reply[REPLY_CAP];
     smtp_session *s = NULL;
+    smtp_message *m = NULL;
     uint16_t port;
-    int n, rc, status = 1;
+    int rc, status = 1;
     size_t i, count;
 
     to[0] = env_or("SMTP_TO", "recipient@example.org");
@@ -74,24 +123,14 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* A short RFC 5322 message; the library adds the SMTP framing
-     * (dot-stuffing and the final "."), as smtplib does. */
-    n = snprintf(msg, sizeof msg,
-                 "From: %s\r\n"
-                 "To: %s\r\n"
-                 "Subject: libsmtpc sendmail example\r\n"
-                 "\r\n"
-                 "Hello from the libsmtpc sendmail example.\r\n"
-                 "This message was sent with smtp_session_sendmail().\r\n",
-                 from, to[0]);
-    if (n < 0 || (size_t)n >= sizeof msg) {
-        fprintf(stderr, "%s: addresses too long\n", argv[0]);
+    m = build_message(from, to[0]);
+    if (m == NULL)
         return 2;
-    }
 
     s = smtp_session_new();
     if (s == NULL) {
         fprintf(stderr, "smtp_session_new failed\n");
+        smtp_message_free(m);
         return 1;
     }
 
@@ -112,13 +151,15 @@ int main(int argc, char **argv)
         goto quit;
     }
 
-    /* sendmail() sends EHLO (or HELO) itself when none was sent yet. */
-    rc = smtp_session_sendmail(s, from, to, N_TO, msg, (size_t)n, reply, sizeof reply);
+    /* send_message() sends EHLO (or HELO) itself when none was sent yet,
+     * and takes the envelope from the From and To fields (NULL, NULL, 0),
+     * as smtplib's send_message does. */
+    rc = smtp_session_send_message(s, m, NULL, NULL, 0, reply, sizeof reply);
     if (rc < 0) {
-        print_error(s, "sendmail", rc);
+        print_error(s, "send_message", rc);
         goto quit;
     }
-    printf("sendmail: %d %s\n", rc, reply);
+    printf("send_message: %d %s\n", rc, reply);
 
     /* One code per recipient given, in order, like the refused-recipients
      * dict of smtplib but including the accepted ones. */
@@ -151,5 +192,6 @@ quit:
     }
 out:
     smtp_session_free(s);
+    smtp_message_free(m);
     return status;
 }

@@ -222,6 +222,39 @@
 #define SMTPC_TLS_IMPLICIT 3
 
 /**
+ * Returned by an `smtpc_sasl_fn` called for the initial response (with a
+ * NULL challenge): the mechanism has none, send AUTH alone. Anywhere else
+ * it aborts like any negative value.
+ */
+#define SMTPC_SASL_NO_RESPONSE -2
+
+/**
+ * The longest response an `smtpc_sasl_fn` may produce; a longer one
+ * aborts the exchange with `SMTPC_E_CALLBACK`.
+ */
+#define SMTPC_SASL_MAX_RESPONSE 65536
+
+/**
+ * `smtp_session_set_tls_min_version`: TLS 1.2 at least (the TLS
+ * protocol's own number for it, as OpenSSL's `TLS1_2_VERSION`).
+ */
+#define SMTPC_TLS_1_2 771
+
+/**
+ * `smtp_session_set_tls_min_version`: TLS 1.3 only.
+ */
+#define SMTPC_TLS_1_3 772
+
+/**
+ * A message being composed. Opaque: C only ever holds a pointer to it.
+ *
+ * Created by `smtp_message_new`, released by `smtp_message_free`. Like a
+ * session, a message may move between threads but must not be used by
+ * two at once (a `const` one may be sent on one session at a time).
+ */
+typedef struct smtpc_message_handle smtpc_message_handle;
+
+/**
  * An SMTP connection handle. Opaque: C only ever holds a pointer to it.
  *
  * Created by `smtp_session_new`, released by `smtp_session_free`. A handle
@@ -267,6 +300,40 @@ typedef int (*smtpc_next_message_fn)(void *user, const char **from, const char *
  * delivered).
  */
 typedef int64_t (*smtpc_read_fn)(void *user, char *buf, size_t cap);
+
+/**
+ * The message handle's C name (its struct tag is the library's own, as
+ * for `smtp_session`).
+ */
+typedef smtpc_message_handle smtp_message;
+
+/**
+ * Produces one SASL response for `smtp_session_auth_callback`.
+ *
+ * Called first with `challenge` NULL (and `challenge_len` 0) for the
+ * initial response, sent with the AUTH command, unless
+ * `smtp_session_set_initial_response(s, 0)` was called; then once for
+ * each challenge (334) of the server, decoded from base64:
+ * `challenge_len` bytes, which may contain NULs, followed by a NUL that is
+ * not counted. The challenge is only valid during the call.
+ *
+ * Writes the response, any bytes (the library base64-encodes them), into
+ * `response` (`response_cap` bytes, never NULL) and returns its length.
+ * As `snprintf`: when the response is longer than `response_cap`, return
+ * its length without writing it; the library calls again, with the same
+ * challenge and a buffer of that size (at most `SMTPC_SASL_MAX_RESPONSE`
+ * bytes, and two retries).
+ *
+ * # Returns
+ * The length of the response (0 for an empty one); for the initial call
+ * only, `SMTPC_SASL_NO_RESPONSE` when the mechanism has no initial
+ * response (AUTH is then sent alone and the server's first challenge
+ * follows); any other negative value aborts: before anything was sent
+ * for the initial call, else the exchange is cancelled with "*" and the
+ * connection stays usable. `smtp_session_auth_callback` then returns
+ * `SMTPC_E_CALLBACK`.
+ */
+typedef int64_t (*smtpc_sasl_fn)(void *user, const char *challenge, size_t challenge_len, char *response, size_t response_cap);
 
 /**
  * Receives one transcript line (NUL-terminated, no trailing newline) and
@@ -515,9 +582,10 @@ int smtp_session_lhlo(smtp_session *s, const char *name, char *reply, size_t rep
 int smtp_session_rcpt_data_code(const smtp_session *s, size_t i, char *reply, size_t reply_cap);
 
 /**
- * Authenticates with one named mechanism: "PLAIN", "LOGIN", "CRAM-MD5"
- * or "XOAUTH2" (then `secret` is the OAuth 2.0 access token). EHLO
- * first if needed. The secret never appears in the transcript.
+ * Authenticates with one named mechanism: "SCRAM-SHA-256", "PLAIN",
+ * "LOGIN", "CRAM-MD5", or "XOAUTH2" / "OAUTHBEARER" (then `secret` is the
+ * OAuth 2.0 access token). EHLO first if needed. The secret never appears
+ * in the transcript.
  *
  * # Returns
  * 235 on success, the server's refusal (e.g. 535), or
@@ -591,6 +659,333 @@ size_t smtp_session_rcpt_enhanced(const smtp_session *s, size_t i, char *buf, si
 uint64_t smtp_session_waits(const smtp_session *s);
 
 /**
+ * Creates an empty message. Rendering or sending needs at least a From
+ * address; `Date`, `Message-ID` and `MIME-Version: 1.0` are added unless
+ * set (`Date` and `Message-ID` once: a message rendered or sent again
+ * keeps them).
+ *
+ * # Returns
+ * A new handle, owned by the caller, to release with `smtp_message_free`;
+ * NULL only if memory is exhausted.
+ */
+smtp_message *smtp_message_new(void);
+
+/**
+ * Releases a message. NULL is a harmless no-op; freeing twice is
+ * undefined behaviour, as with `free`.
+ *
+ * # Safety
+ * `m` is NULL or a handle from `smtp_message_new` not yet freed, used by
+ * no other thread.
+ */
+void smtp_message_free(smtp_message *m);
+
+/**
+ * Sets the From mailbox: `address` (`local@domain`, UTF-8 allowed) with
+ * display name `name` (NULL or "" for none; RFC 2047-encoded when not
+ * ASCII), as Python's `formataddr((name, address))`. Replaces an earlier
+ * From.
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL` (`m` or `address`), `SMTPC_E_INVALID` (an
+ * address that is not `local@domain`, a control character such as CR or
+ * LF, invalid UTF-8, or a message set with `smtp_message_set_raw`).
+ *
+ * # Safety
+ * `m` is NULL or a live handle; `address` and `name` are NULL or
+ * NUL-terminated strings.
+ */
+int smtp_message_set_from(smtp_message *m, const char *address, const char *name);
+
+/**
+ * Sets the Sender mailbox (who sends on behalf of From). When present it
+ * is the envelope sender `smtp_session_send_message` derives, as smtplib's.
+ *
+ * # Returns
+ * As `smtp_message_set_from`.
+ *
+ * # Safety
+ * As `smtp_message_set_from`.
+ */
+int smtp_message_set_sender(smtp_message *m, const char *address, const char *name);
+
+/**
+ * Adds a To mailbox (call once per recipient).
+ *
+ * # Returns
+ * As `smtp_message_set_from`.
+ *
+ * # Safety
+ * As `smtp_message_set_from`.
+ */
+int smtp_message_add_to(smtp_message *m, const char *address, const char *name);
+
+/**
+ * Adds a Cc mailbox.
+ *
+ * # Returns
+ * As `smtp_message_set_from`.
+ *
+ * # Safety
+ * As `smtp_message_set_from`.
+ */
+int smtp_message_add_cc(smtp_message *m, const char *address, const char *name);
+
+/**
+ * Adds a Bcc mailbox: an envelope recipient of
+ * `smtp_session_send_message`; the Bcc field itself is never sent nor
+ * rendered.
+ *
+ * # Returns
+ * As `smtp_message_set_from`.
+ *
+ * # Safety
+ * As `smtp_message_set_from`.
+ */
+int smtp_message_add_bcc(smtp_message *m, const char *address, const char *name);
+
+/**
+ * Adds a Reply-To mailbox.
+ *
+ * # Returns
+ * As `smtp_message_set_from`.
+ *
+ * # Safety
+ * As `smtp_message_set_from`.
+ */
+int smtp_message_add_reply_to(smtp_message *m, const char *address, const char *name);
+
+/**
+ * Sets the Subject (any UTF-8 text without control characters;
+ * RFC 2047-encoded when not ASCII; long ones folded).
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL`, `SMTPC_E_INVALID` (CR, LF, NUL or another
+ * control character; invalid UTF-8).
+ *
+ * # Safety
+ * `m` is NULL or a live handle; `subject` is NULL or a string.
+ */
+int smtp_message_set_subject(smtp_message *m, const char *subject);
+
+/**
+ * Adds a header field `name: value`, after the others (non-ASCII values
+ * RFC 2047-encoded, long ones folded). `Date`, `Message-ID`,
+ * `In-Reply-To` and `References` replace an earlier value, and a `Date`
+ * (an RFC 5322 date) or `Message-ID` (`<left@right>`) given here is used
+ * instead of a generated one. `Resent-*` fields make the message a resend
+ * for `smtp_session_send_message`'s envelope.
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL`, `SMTPC_E_INVALID`: a name that is not
+ * printable ASCII without ':', CR/LF/NUL or another control character in
+ * the value (header injection), a field with its own call (From, Sender,
+ * To, Cc, Bcc, Reply-To, Subject) or made by the builder (MIME-Version,
+ * Content-*, DKIM-Signature), a bad Date or Message-ID.
+ *
+ * # Safety
+ * `m` is NULL or a live handle; `name` and `value` are NULL or strings.
+ */
+int smtp_message_add_header(smtp_message *m, const char *name, const char *value);
+
+/**
+ * Sets the plain-text body: `len` bytes of UTF-8 at `text` (no NUL), sent
+ * as text/plain; charset=utf-8 in 7bit, quoted-printable or base64,
+ * whichever suits the content, with CRLF line breaks and no line over
+ * 998 octets. With an HTML body too, the message is multipart/alternative.
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL` (`m`, or `text` with `len` > 0),
+ * `SMTPC_E_INVALID` (invalid UTF-8, NUL).
+ *
+ * # Safety
+ * `m` is NULL or a live handle; `text` is NULL or valid for `len` bytes.
+ */
+int smtp_message_set_text(smtp_message *m, const char *text, size_t len);
+
+/**
+ * Sets the HTML body, as `smtp_message_set_text` (text/html). Inline parts
+ * (`smtp_message_add_inline`) go with it in a multipart/related.
+ *
+ * # Returns
+ * As `smtp_message_set_text`.
+ *
+ * # Safety
+ * As `smtp_message_set_text`.
+ */
+int smtp_message_set_html(smtp_message *m, const char *html, size_t len);
+
+/**
+ * Attaches `len` bytes at `data` (copied) as a file named `filename`
+ * (non-ASCII names RFC 2231-encoded). `content_type` is a media type such
+ * as "application/pdf" or "text/csv; charset=utf-8" (NULL:
+ * application/octet-stream). The bytes arrive exactly as given.
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL` (`m`, `filename`, or `data` with `len` > 0),
+ * `SMTPC_E_INVALID` (an unknown or malformed content type — its top-level
+ * type must be application, audio, font, haptics, image, model, text or
+ * video — or a control character in the file name, invalid UTF-8).
+ *
+ * # Safety
+ * `m` is NULL or a live handle; `data` is NULL or valid for `len` bytes;
+ * `content_type` and `filename` are NULL or strings.
+ */
+int smtp_message_attach(smtp_message *m, const void *data, size_t len, const char *content_type, const char *filename);
+
+/**
+ * Attaches the file at `path`, named `filename` (NULL: the path's last
+ * component). The file is not read now: it is read and base64-encoded a
+ * chunk at a time whenever the message is rendered or sent, so a large
+ * file costs constant memory. It must exist now and then, and not change
+ * size while being sent (the send then fails and nothing is delivered).
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL`, `SMTPC_E_IO` (the file cannot be opened or
+ * is not a regular file), `SMTPC_E_INVALID` (as `smtp_message_attach`).
+ *
+ * # Safety
+ * `m` is NULL or a live handle; `path`, `content_type`, `filename` are
+ * NULL or strings.
+ */
+int smtp_message_attach_file(smtp_message *m, const char *path, const char *content_type, const char *filename);
+
+/**
+ * Adds an inline part of `len` bytes at `data` (copied), with Content-ID
+ * `content_id` (with or without angle brackets), for an HTML body to show
+ * as `<img src="cid:…">`; with an HTML body it goes in a
+ * multipart/related.
+ *
+ * # Returns
+ * As `smtp_message_attach`; `SMTPC_E_INVALID` also for a Content-ID with
+ * spaces, brackets inside or non-ASCII characters.
+ *
+ * # Safety
+ * As `smtp_message_attach`, with `content_id` for `filename`.
+ */
+int smtp_message_add_inline(smtp_message *m, const void *data, size_t len, const char *content_type, const char *content_id);
+
+/**
+ * Like `smtp_message_add_inline`, from the file at `path`, read while the
+ * message is rendered or sent (as `smtp_message_attach_file`).
+ *
+ * # Returns
+ * As `smtp_message_attach_file`.
+ *
+ * # Safety
+ * `m` is NULL or a live handle; the strings are NULL or strings.
+ */
+int smtp_message_add_inline_file(smtp_message *m, const char *path, const char *content_type, const char *content_id);
+
+/**
+ * Makes the message the `len` bytes of RFC 5322 text at `msg` (copied;
+ * line breaks made CRLF), replacing everything built so far (a DKIM
+ * setting stays). It can then be rendered, signed and sent like a built
+ * one; the builder calls are refused on it. To send bytes that are not
+ * UTF-8, use `smtp_session_send_message_raw`.
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL`, `SMTPC_E_INVALID` (empty, invalid UTF-8,
+ * NUL).
+ *
+ * # Safety
+ * `m` is NULL or a live handle; `msg` is NULL or valid for `len` bytes.
+ */
+int smtp_message_set_raw(smtp_message *m, const char *msg, size_t len);
+
+/**
+ * Signs the message with DKIM (RFC 6376, relaxed/relaxed) whenever it is
+ * rendered or sent: `d=domain`, `s=selector`, with the PEM private key
+ * `key_pem` — RSA (`RSA PRIVATE KEY` or `PRIVATE KEY`; rsa-sha256) or
+ * Ed25519 (`PRIVATE KEY`; ed25519-sha256, RFC 8463). `headers` is a
+ * colon-separated list of the fields to sign, which must include From
+ * (NULL: those of From, Sender, Reply-To, Subject, Date, Message-ID, To,
+ * Cc, MIME-Version, Content-Type, Content-Transfer-Encoding, In-Reply-To,
+ * References, Resent-*, List-Id, List-Unsubscribe the message has). The
+ * signature covers the message as sent (Bcc removed). `domain` NULL stops
+ * signing (the other arguments are then ignored).
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL` (`m`; or `selector` or `key_pem` with a
+ * domain), `SMTPC_E_INVALID` (a key that is not RSA or Ed25519 PEM, a bad
+ * domain or selector, a header list without From).
+ *
+ * # Safety
+ * `m` is NULL or a live handle; the strings are NULL or strings.
+ */
+int smtp_message_set_dkim(smtp_message *m, const char *domain, const char *selector, const char *key_pem, const char *headers);
+
+/**
+ * Renders the whole message as `smtp_session_send_message` sends it (no
+ * Bcc field; DKIM-signed if set; file attachments read in) into `buf`,
+ * snprintf-style: NUL-terminated when `cap` > 0, cut at `cap - 1` bytes
+ * on a UTF-8 boundary. Render with `buf` NULL and `cap` 0 to learn the
+ * size, then again with `cap` = size + 1: the bytes are the same (a DKIM
+ * signature's time stamp and signature aside, which keep their length).
+ *
+ * # Returns
+ * The message's full length; 0 when it cannot be rendered (no From, a
+ * missing file, `m` NULL…: `smtp_message_last_error` tells why).
+ *
+ * # Safety
+ * `m` is NULL or a live handle; `buf` is NULL or valid for `cap` bytes.
+ */
+size_t smtp_message_render(smtp_message *m, char *buf, size_t cap);
+
+/**
+ * Copies the detailed message of the last failed call on `m` (e.g.
+ * "cannot open attachment /tmp/x.pdf: No such file or directory") into
+ * `buf`, as `smtp_message_render` writes; "" after a success.
+ *
+ * # Returns
+ * The message's full length; 0 when `m` is NULL.
+ *
+ * # Safety
+ * `m` is NULL or a live handle; `buf` is NULL or valid for `cap` bytes.
+ */
+size_t smtp_message_last_error(const smtp_message *m, char *buf, size_t cap);
+
+/**
+ * Sends a built message, as smtplib's `send_message`: the envelope
+ * sender is `from`, or else the message's Sender, else its From; the
+ * recipients are the `n_to` addresses of `to`, or else (when `n_to` is 0)
+ * the addresses of its To, Bcc and Cc fields, in that order. When the
+ * message has one set of `Resent-*` fields (one Resent-Date) those are
+ * used instead; more than one is refused. Bcc and Resent-Bcc fields never
+ * reach the server. File attachments are streamed in constant memory,
+ * with the exact size announced (SIZE=). Then as `smtp_session_sendmail`
+ * (pipelining, per-recipient answers, SMTPUTF8 for UTF-8 addresses…).
+ *
+ * # Returns
+ * As `smtp_session_sendmail`; also `SMTPC_E_INVALID` (no sender or no
+ * recipient found, more than one Resent block, no From: nothing sent),
+ * `SMTPC_E_IO` (an attachment file missing: nothing sent; or failing
+ * while sent: the connection is closed, nothing delivered),
+ * `SMTPC_E_NULL` (`s`, `m`, or `to` with `n_to` > 0).
+ *
+ * # Safety
+ * `s` is NULL or a live session; `m` is NULL or a live message used by no
+ * other thread during the call; `from` is NULL or a string; `to` is NULL
+ * or points to `n_to` strings; `reply` is NULL or valid for `reply_cap`.
+ */
+int smtp_session_send_message(smtp_session *s, const smtp_message *m, const char *from, const char *const *to, size_t n_to, char *reply, size_t reply_cap);
+
+/**
+ * Sends `len` bytes of RFC 5322 message at `msg` with smtplib's
+ * `send_message` rules (see `smtp_session_send_message`): the envelope
+ * from `from` / `to` or from the header fields, Bcc and Resent-Bcc
+ * fields removed, the rest sent as `smtp_session_sendmail` sends it.
+ *
+ * # Returns
+ * As `smtp_session_send_message`.
+ *
+ * # Safety
+ * `s` is NULL or a live session; `msg` is NULL or valid for `len` bytes;
+ * `from`, `to`, `reply` as for `smtp_session_send_message`.
+ */
+int smtp_session_send_message_raw(smtp_session *s, const char *msg, size_t len, const char *from, const char *const *to, size_t n_to, char *reply, size_t reply_cap);
+
+/**
  * A static, NUL-terminated English description of `code`: an `SMTPC_E_*`
  * value, `SMTPC_OK`, or (for any value >= 100) a server reply code.
  *
@@ -608,6 +1003,50 @@ const char *smtpc_strerror(int code);
  * Never NULL; static, must not be freed. Thread-safe.
  */
 const char *smtpc_version(void);
+
+/**
+ * Authenticates with a mechanism of the caller's, as smtplib's
+ * `auth(mechanism, authobject)`: `cb(user, …)` gives the initial response
+ * and answers each challenge (see `smtpc_sasl_fn`); the library does the
+ * base64, the AUTH command (EHLO first if needed) and the reply codes.
+ * `mechanism` is the name sent after AUTH ("PLAIN", "X-MY-MECH"…): one
+ * word of 1 to 20 letters, digits, "-" or "_" (RFC 4422), lower case sent
+ * upper case, and the server must offer it. Responses never appear in the
+ * transcript. `cb` is called on the calling thread, only during this call;
+ * a call on `s` from inside it returns `SMTPC_E_BUSY`.
+ *
+ * # Returns
+ * 235 on success; the server's refusal (e.g. 535, or 501 after a "*");
+ * `SMTPC_E_CALLBACK` when `cb` aborted (returned a negative value, or a
+ * length over `SMTPC_SASL_MAX_RESPONSE`): nothing was sent if it aborted
+ * the initial response, else the exchange was cancelled with "*" and the
+ * connection is still usable; `SMTPC_E_NOT_SUPPORTED` (mechanism not
+ * offered: `cb` is not called), `SMTPC_E_INVALID` (bad mechanism name,
+ * nothing sent), `SMTPC_E_NULL` (`s`, `mechanism`, `cb`, or `reply` with
+ * `reply_cap` > 0), `SMTPC_E_INSECURE` (clear text to a non-loopback
+ * host, see `smtp_session_set_allow_insecure_auth`), I/O codes.
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `mechanism` is NULL or a NUL-terminated
+ * string; `cb` is NULL or safe to call with `user` during this call;
+ * `reply` is NULL or valid for `reply_cap` bytes.
+ */
+int smtp_session_auth_callback(smtp_session *s, const char *mechanism, smtpc_sasl_fn cb, void *user, char *reply, size_t reply_cap);
+
+/**
+ * smtplib's `initial_response_ok`: with 1 (the default), AUTH carries the
+ * first response of mechanisms that have one (PLAIN, SCRAM-SHA-256,
+ * OAUTHBEARER, XOAUTH2, a callback mechanism); with 0, AUTH is sent alone,
+ * the server answers with an empty challenge (334) and the response
+ * follows on its own line. For servers that refuse initial responses.
+ *
+ * # Returns
+ * `SMTPC_OK` or `SMTPC_E_NULL`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+int smtp_session_set_initial_response(smtp_session *s, int32_t on);
 
 /**
  * Creates a session: not connected, timeout 30 s, debug level 0, TLS
@@ -882,8 +1321,10 @@ int smtp_session_starttls(smtp_session *s, char *reply, size_t reply_cap);
 
 /**
  * Authenticates with `user` and `password` (EHLO first if needed), trying
- * the mechanisms both sides support in smtplib's order — CRAM-MD5, PLAIN,
- * LOGIN — until one is accepted. Secrets never appear in the transcript.
+ * the mechanisms both sides support, strongest first — SCRAM-SHA-256, then
+ * smtplib's CRAM-MD5, PLAIN, LOGIN — until one is accepted. A server that
+ * breaks a SCRAM exchange (a wrong signature) stops the login rather than
+ * get the password in PLAIN. Secrets never appear in the transcript.
  *
  * # Returns
  * 235 (or 503: already authenticated) on success; else the server's last
@@ -1137,6 +1578,74 @@ size_t smtp_session_last_reply(const smtp_session *s, char *buf, size_t cap);
  * As `smtp_session_last_reply`.
  */
 size_t smtp_session_last_error(const smtp_session *s, char *buf, size_t cap);
+
+/**
+ * Presents a client certificate to servers that ask for one, in STARTTLS
+ * and implicit TLS. `cert_path`: a PEM file with the certificate, then
+ * any intermediate certificates; `key_path`: a PEM file with its private
+ * key, unencrypted PKCS#8 (`-----BEGIN PRIVATE KEY-----`; convert others
+ * with `openssl pkcs8 -topk8 -nocrypt`), or NULL when the key is in
+ * `cert_path` too. Both NULL: present none (the default).
+ *
+ * # Returns
+ * `SMTPC_OK`; `SMTPC_E_NULL` (`s`, or `cert_path` NULL with a key);
+ * `SMTPC_E_INVALID` (not UTF-8, CR or LF); `SMTPC_E_TLS` (a file missing,
+ * unreadable, or without a certificate or a PKCS#8 key). A certificate
+ * that does not match its key fails at the next handshake, `SMTPC_E_TLS`.
+ *
+ * # Safety
+ * `s` is NULL or a live handle; each path is NULL or a NUL-terminated string.
+ */
+int smtp_session_set_client_cert(smtp_session *s, const char *cert_path, const char *key_path);
+
+/**
+ * Trusts the CA certificates in the directory `path` instead of the
+ * system's roots (together with the CA file's, when one is set). Every
+ * file directly in `path` holding PEM certificates counts, whatever its
+ * name: an OpenSSL hashed directory (`c_rehash`, as OpenSSL's `CApath`)
+ * works, and so does a folder of `.pem` files. They are read now, not
+ * looked up at each handshake: set the directory again to reread it.
+ * NULL goes back to the CA file or the system's roots.
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL` (for `s`), `SMTPC_E_INVALID` (not UTF-8, CR
+ * or LF), `SMTPC_E_TLS` (unreadable, no certificate in it, or a bad one).
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `path` is NULL or a NUL-terminated string.
+ */
+int smtp_session_set_ca_dir(smtp_session *s, const char *path);
+
+/**
+ * Sets the lowest TLS version a handshake may use: `SMTPC_TLS_1_2` or
+ * `SMTPC_TLS_1_3`; 0 restores the default (OpenSSL's configured minimum).
+ * A server that cannot meet it fails the handshake with `SMTPC_E_TLS`
+ * ("unsupported protocol" in `smtp_session_last_error`).
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL`, `SMTPC_E_INVALID` (another value).
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+int smtp_session_set_tls_min_version(smtp_session *s, int32_t version);
+
+/**
+ * Verifies the server's certificate against `name` (and sends it as SNI)
+ * instead of the host given to `connect`: for connecting to an IP
+ * address, a UNIX-domain socket path (which has no name of its own: TLS
+ * over one needs this) or a relay whose certificate names another host.
+ * `name` is a host name or an IP address. NULL goes back to the host
+ * connected to.
+ *
+ * # Returns
+ * `SMTPC_OK`, `SMTPC_E_NULL` (for `s`), `SMTPC_E_INVALID` (empty, a
+ * space, CR, LF, not UTF-8, not a valid domain).
+ *
+ * # Safety
+ * `s` is NULL or a live handle; `name` is NULL or a NUL-terminated string.
+ */
+int smtp_session_set_tls_server_name(smtp_session *s, const char *name);
 
 /**
  * Sends `MAIL FROM:<from>` and the `n_params` ESMTP parameters in

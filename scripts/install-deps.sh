@@ -53,6 +53,17 @@ else
     "$VENV/bin/python" -c "import aiosmtpd; assert aiosmtpd.__version__ == '$AIOSMTPD_VERSION'"
 fi
 
+# dkimpy (with PyNaCl for ed25519-sha256) verifies the DKIM signatures of
+# tests/message.rs; installed into the same venv when missing.
+DKIMPY_VERSION=1.1.8
+if "$VENV/bin/python" -c "import importlib.metadata as m, nacl, sys; sys.exit(0 if m.version('dkimpy') == '$DKIMPY_VERSION' else 1)" 2>/dev/null; then
+    log "dkimpy $DKIMPY_VERSION present"
+else
+    log "installing dkimpy $DKIMPY_VERSION into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "dkimpy[ed25519]==$DKIMPY_VERSION"
+    "$VENV/bin/python" -c "import dkim, nacl"
+fi
+
 # ---- Node smtp-server --------------------------------------------------
 NODE_DIR="$REPO/tests/servers/node"
 command -v node >/dev/null 2>&1 || { log "ERROR: node not found"; exit 1; }
@@ -69,6 +80,36 @@ if [ -f "$stamp" ] && [ ! "$NODE_DIR/package-lock.json" -nt "$stamp" ] \
 else
     log "running npm ci in $NODE_DIR"
     (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# ---- language bindings (bindings/) ----------------------------------------
+# Go (cgo), Ruby with the ffi gem (minitest and net-smtp come with Debian's
+# ruby), g++ and clang-tidy for the C++ binding; Node's packages for
+# bindings/node (koffi; typescript, @types/node and nodemailer for its tests)
+# from its package-lock.json.
+BINDING_PKGS=(golang-go ruby ruby-ffi g++ clang-tidy)
+missing=()
+for p in "${BINDING_PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+if ((${#missing[@]})); then
+    log "installing apt packages for the bindings: ${missing[*]}"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+    log "apt packages for the bindings present"
+fi
+BIND_NODE="$REPO/bindings/node"
+if [ -f "$BIND_NODE/node_modules/.package-lock.json" ] \
+    && [ ! "$BIND_NODE/package-lock.json" -nt "$BIND_NODE/node_modules/.package-lock.json" ]; then
+    log "bindings/node node_modules present"
+else
+    log "running npm ci in $BIND_NODE"
+    (cd "$BIND_NODE" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 log "done"

@@ -9,5 +9,6 @@
 
 pub mod client;
 pub mod ffi;
+pub mod message;
 
 pub use client::{Dsn, Error, ErrorKind, Reply, Session, Step, TlsPolicy};

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Packaging test: `make install` into a temporary prefix, then check the
-# installed tree, the SONAME, the exported symbols, and that a C program
-# builds and runs with nothing but `pkg-config smtpc` (shared and static).
+# installed tree (smtpc.h and the C++ binding's smtpc.hpp beside it), the
+# SONAME, the exported symbols (exactly the functions smtpc.h declares, each
+# with the version node SMTPC_0: objdump -T), and that a C program builds
+# and runs with nothing but `pkg-config smtpc` (shared and static) and binds
+# its symbols at SMTPC_0.
 #
 # Run after `cargo build --release` (make install re-runs it; it is a no-op
 # when the build is fresh). Exit status non-zero on any failure.
@@ -44,6 +47,8 @@ check "lib/libsmtpc.so -> libsmtpc.so.$version" \
     test "$(readlink "$lib/libsmtpc.so")" = "libsmtpc.so.$version"
 check "lib/libsmtpc.a" test -f "$lib/libsmtpc.a"
 check "include/smtpc.h (same as include/smtpc.h in the tree)" cmp -s "$prefix/include/smtpc.h" include/smtpc.h
+check "include/smtpc.hpp (the C++ binding, same as bindings/cpp/smtpc.hpp)" \
+    cmp -s "$prefix/include/smtpc.hpp" bindings/cpp/smtpc.hpp
 check "lib/pkgconfig/smtpc.pc" test -f "$lib/pkgconfig/smtpc.pc"
 
 echo "== smtpc.pc"
@@ -58,15 +63,16 @@ soname=$(readelf -d "$lib/libsmtpc.so.$version" | sed -n 's/.*(SONAME).*\[\(.*\)
 check "readelf -d: SONAME = libsmtpc.so.$major (got '${soname}')" test "$soname" = "libsmtpc.so.$major"
 
 echo "== exported symbols (nm -D --defined-only)"
-nm -D --defined-only "$lib/libsmtpc.so.$version" | awk '{print $NF}' | sed 's/@.*//' | sort -u >"$tmp/symbols"
+# (type A is the version node SMTPC_0 itself, not a symbol)
+nm -D --defined-only "$lib/libsmtpc.so.$version" | awk '$2 != "A" {print $NF}' | sed 's/@.*//' | sort -u >"$tmp/symbols"
 count=$(wc -l <"$tmp/symbols")
 echo "  $count symbols:"
 column -c 100 "$tmp/symbols" 2>/dev/null | sed 's/^/    /' || sed 's/^/    /' "$tmp/symbols"
-others=$(grep -v -E '^(smtp_session_|smtpc_)' "$tmp/symbols" || true)
+others=$(grep -v -E '^(smtp_session_|smtp_message_|smtpc_)' "$tmp/symbols" || true)
 if [ -z "$others" ]; then
-    ok "only smtp_session_* and smtpc_* are exported"
+    ok "only smtp_session_*, smtp_message_* and smtpc_* are exported"
 else
-    fail "symbols outside smtp_session_* / smtpc_* are exported:"
+    fail "symbols outside smtp_session_* / smtp_message_* / smtpc_* are exported:"
     printf '          %s\n' $others >&2
 fi
 for sym in smtp_session_new smtp_session_free smtp_session_connect smtp_session_connect_tls \
@@ -76,7 +82,7 @@ for sym in smtp_session_new smtp_session_free smtp_session_connect smtp_session_
 done
 ok "core symbols exported (smtp_session_new/_free/_connect/_sendmail/..., smtpc_version, smtpc_strerror)"
 # Every function the installed header declares is exported.
-sed -n 's/^[A-Za-z_][A-Za-z0-9_ *]*[ *]\(smtp_session_[a-z0-9_]*\|smtpc_[a-z0-9_]*\)(.*/\1/p' \
+sed -n -e '/^typedef/d' -e 's/^[A-Za-z_][A-Za-z0-9_ *]*[ *]\([A-Za-z_][A-Za-z0-9_]*\)(.*/\1/p' \
     "$prefix/include/smtpc.h" | sort -u >"$tmp/declared"
 missing=$(comm -23 "$tmp/declared" "$tmp/symbols")
 if [ -z "$missing" ]; then
@@ -84,6 +90,30 @@ if [ -z "$missing" ]; then
 else
     fail "declared in smtpc.h but not exported: $(echo $missing)"
 fi
+extra=$(comm -13 "$tmp/declared" "$tmp/symbols")
+if [ -z "$extra" ]; then
+    ok "nothing is exported that smtpc.h does not declare"
+else
+    fail "exported but not declared in smtpc.h: $(echo $extra)"
+fi
+
+echo "== symbol versions (objdump -T)"
+# Defined dynamic symbols: "ADDR g DF .text SIZE VERSION NAME"; the version
+# node itself appears as an *ABS* entry named SMTPC_0.
+objdump -T "$lib/libsmtpc.so.$version" | awk '$2 ~ /^[gw]/ && $0 !~ /\*UND\*/ { print $(NF-1), $NF }' \
+    | grep -v -x 'SMTPC_0 SMTPC_0' | sort -k2 >"$tmp/versioned"
+sed 's/^/    /' "$tmp/versioned" | head -5
+echo "    ... ($(wc -l <"$tmp/versioned") in all)"
+unversioned=$(awk '$1 != "SMTPC_0" { print $2 "(" $1 ")" }' "$tmp/versioned")
+if [ -z "$unversioned" ] && [ -s "$tmp/versioned" ]; then
+    ok "every exported symbol carries the version node SMTPC_0"
+else
+    fail "exported without SMTPC_0: $(echo $unversioned)"
+fi
+others=$(awk '{ print $2 }' "$tmp/versioned" | grep -v -E '^(smtp_session_|smtp_message_|smtpc_)' || true)
+check "objdump -T: only smtp_session_* / smtp_message_* / smtpc_* are exported${others:+ (not: $(echo $others))}" test -z "$others"
+check "objdump -T: the version node SMTPC_0 is defined" \
+    sh -c "objdump -T '$lib/libsmtpc.so.$version' | grep -q -E 'SMTPC_0 +SMTPC_0\$'"
 
 echo "== C program built with pkg-config only"
 cat >"$tmp/vercheck.c" <<'EOF'
@@ -147,6 +177,8 @@ if cc $cc_flags $cflags -o "$tmp/vercheck" "$tmp/vercheck.c" $libs; then
     else
         fail "shared program failed"
     fi
+    check "the program binds smtpc_version@SMTPC_0" \
+        sh -c "objdump -T '$tmp/vercheck' | grep -q -E '\\(SMTPC_0\\) +smtpc_version\$'"
     resolved=$(LD_LIBRARY_PATH=$lib ldd "$tmp/vercheck" | sed -n 's/.*libsmtpc\.so[^ ]* => \([^ ]*\).*/\1/p')
     check "the loader resolves libsmtpc from the prefix ($resolved)" test "$resolved" = "$lib/libsmtpc.so.$major"
 else

@@ -1,3 +1,3 @@
-module libsmtpc.example/smtpc
+module github.com/libsmtpc/libsmtpc/bindings/go
 
 go 1.19

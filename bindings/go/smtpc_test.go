@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"libsmtpc.example/smtpc"
+	smtpc "github.com/libsmtpc/libsmtpc/bindings/go"
 )
 
 func env(t *testing.T, name string) string {
@@ -255,7 +255,7 @@ func checkVerifyError(t *testing.T, err error) {
 	if !errors.As(err, &e) {
 		t.Fatalf("want *smtpc.Error, got %v", err)
 	}
-	if e.Code != smtpc.ETLSVerify || !errors.Is(err, &smtpc.Error{Code: smtpc.ETLSVerify}) {
+	if e.Code != smtpc.ETLSVerify || !errors.Is(err, smtpc.ErrTLSVerify) {
 		t.Fatalf("code %d, want %d", e.Code, smtpc.ETLSVerify)
 	}
 	if !strings.Contains(e.Detail, "certificate verify failed") || e.Message != smtpc.Strerror(smtpc.ETLSVerify) {
@@ -287,7 +287,7 @@ func TestImplicitTLSVerifyFailure(t *testing.T) {
 func TestInvalidArguments(t *testing.T) {
 	s := smtpc.New()
 	defer s.Close()
-	if _, _, err := s.Noop(); !errors.Is(err, &smtpc.Error{Code: smtpc.EState}) {
+	if _, _, err := s.Noop(); !errors.Is(err, smtpc.ErrState) {
 		t.Fatalf("Noop before connect: %v", err)
 	}
 	expectCode(t, "connect", 220)(s.Connect(env(t, "SMTPC_TEST_HOST"), port(t, "SMTPC_TEST_PORT")))

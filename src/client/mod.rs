@@ -24,6 +24,7 @@ pub mod reply;
 pub mod sasl;
 pub mod session;
 pub mod settings;
+pub mod tls;
 pub mod trace;
 pub mod transaction;
 pub mod transport;

@@ -8,8 +8,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use md5::Md5;
+use sha2::{Digest, Sha256};
 
-use super::error::{Error, Result};
+use super::error::{Error, ErrorKind, Result};
 
 /// One authentication exchange, from the client's side. Challenges and
 /// responses are the decoded bytes; the session does the base64.
@@ -49,14 +50,23 @@ type Make = fn(&str, &str) -> Box<dyn Mechanism>;
 /// first; then smtplib's `preferred_auths`). XOAUTH2 takes a token, so
 /// `login` never picks it.
 pub const BUILTIN: &[(&str, Make)] = &[
+    ("SCRAM-SHA-256", |u, s| Box::new(ScramSha256::new(u, s))),
     ("CRAM-MD5", |u, s| Box::new(CramMd5::new(u, s))),
     ("PLAIN", |u, s| Box::new(Plain::new(u, s))),
     ("LOGIN", |u, s| Box::new(Login::new(u, s))),
     ("XOAUTH2", |u, s| Box::new(XOAuth2::new(u, s))),
+    ("OAUTHBEARER", |u, s| Box::new(OAuthBearer::new(u, s))),
 ];
 
-/// What `login` tries, best first.
-pub const LOGIN_PREFERENCE: &[&str] = &["CRAM-MD5", "PLAIN", "LOGIN"];
+/// What `login` tries, best first. SCRAM-SHA-256 leads: the password
+/// never reaches the server (only a proof of it does, so a server, or
+/// anyone between, learns nothing to replay), and the server proves it
+/// knows the password too. A server that offers it but cannot check it
+/// for this account answers 535 and `login` goes on to the next one, as
+/// smtplib does; a server that breaks the exchange itself (bad nonce,
+/// weak iteration count, wrong signature) stops `login` with an error
+/// instead: falling back to PLAIN would hand the password to that server.
+pub const LOGIN_PREFERENCE: &[&str] = &["SCRAM-SHA-256", "CRAM-MD5", "PLAIN", "LOGIN"];
 
 pub fn encode(bytes: &[u8]) -> String {
     B64.encode(bytes)
@@ -212,6 +222,384 @@ impl Mechanism for XOAuth2 {
     }
 }
 
+/// RFC 5802 `saslname`: "," and "=" escaped as "=2C" and "=3D" (the
+/// user name in SCRAM's client-first message and in a GS2 header's `a=`).
+fn saslname(name: &str) -> String {
+    name.replace('=', "=3D").replace(',', "=2C")
+}
+
+fn scram_error(message: impl std::fmt::Display) -> Error {
+    Error::protocol(format!("SCRAM-SHA-256: {message}"))
+}
+
+/// SCRAM-SHA-256 (RFC 5802, RFC 7677) without channel binding (GS2
+/// header `n,,`). The client proves it knows the password without
+/// sending it; the server proves the same with its signature (`v=`),
+/// which is checked: a wrong one cancels the exchange, and a 235 that
+/// comes without a checked signature fails in `finish`.
+///
+/// * The user name goes through SASLprep (RFC 4013); a name SASLprep
+///   refuses (control characters, unassigned code points …) or maps to
+///   nothing fails with `Invalid`, as RFC 5802 §5.1 asks, before anything
+///   is sent.
+/// * The password goes through SASLprep too (RFC 5802's `Normalize`);
+///   when SASLprep refuses it, its UTF-8 bytes are used as they are (as
+///   PostgreSQL's libpq does): a server could not have prepared it either.
+/// * The server's iteration count must be at least 4096 (RFC 7677 §4): a
+///   lower one is a weak stored key or a downgrade, and is refused rather
+///   than answered with a proof an eavesdropper could brute-force
+///   cheaply. Above 10 000 000 it is refused too, so a hostile server
+///   cannot make the client spin for minutes.
+/// * An `e=` from the server is answered with an empty response (RFC 4954:
+///   the exchange ends with the server's final reply, normally 535); if
+///   the server then says 235 anyway, `finish` fails with its error.
+pub struct ScramSha256 {
+    user: String,
+    password: String,
+    nonce: Option<String>,
+    state: Scram,
+}
+
+enum Scram {
+    /// Nothing sent yet.
+    Start,
+    /// client-first sent: its bare part and our nonce.
+    First { bare: String, nonce: String },
+    /// client-final sent: what checks the server's signature.
+    Final {
+        server_key: [u8; 32],
+        auth_message: String,
+    },
+    /// The server's signature matched.
+    Verified,
+    /// The server sent `e=`.
+    ServerError(String),
+    /// A step failed; the session cancels the exchange.
+    Failed,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+impl ScramSha256 {
+    /// The lowest iteration count accepted (RFC 7677 §4).
+    pub(crate) const MIN_ITERATIONS: u32 = 4096;
+    /// The highest iteration count accepted: a few seconds of PBKDF2 at
+    /// most (OWASP's 2023 advice for PBKDF2-HMAC-SHA-256 is 600 000).
+    pub(crate) const MAX_ITERATIONS: u32 = 10_000_000;
+
+    pub fn new(user: &str, password: &str) -> Self {
+        ScramSha256 {
+            user: user.into(),
+            password: password.into(),
+            nonce: None,
+            state: Scram::Start,
+        }
+    }
+
+    /// With a fixed client nonce instead of 24 random bytes (tests, test
+    /// vectors). The nonce must be printable ASCII without ",".
+    pub fn with_nonce(user: &str, password: &str, nonce: &str) -> Self {
+        ScramSha256 {
+            nonce: Some(nonce.into()),
+            ..ScramSha256::new(user, password)
+        }
+    }
+
+    fn client_first(&mut self) -> Result<Vec<u8>> {
+        let user = match stringprep::saslprep(&self.user) {
+            Ok(u) if !u.is_empty() => u.into_owned(),
+            Ok(_) => return Err(Error::invalid("SCRAM-SHA-256: the user name is empty")),
+            Err(e) => {
+                return Err(Error::invalid(format!(
+                    "SCRAM-SHA-256: the user name is refused by SASLprep: {e}"
+                )))
+            }
+        };
+        let nonce = match self.nonce.take() {
+            Some(n) => n,
+            None => {
+                let mut raw = [0u8; 24];
+                getrandom::getrandom(&mut raw).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Io,
+                        format!("SCRAM-SHA-256: no random nonce: {e}"),
+                    )
+                })?;
+                B64.encode(raw)
+            }
+        };
+        if nonce.is_empty()
+            || !nonce
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+        {
+            return Err(Error::invalid(
+                "SCRAM-SHA-256: the nonce must be printable ASCII without ','",
+            ));
+        }
+        let bare = format!("n={},r={nonce}", saslname(&user));
+        let first = format!("n,,{bare}").into_bytes();
+        self.state = Scram::First { bare, nonce };
+        Ok(first)
+    }
+
+    /// server-first-message -> client-final-message.
+    fn client_final(&mut self, bare: &str, nonce: &str, server_first: &str) -> Result<Vec<u8>> {
+        let mut attrs = server_first.split(',');
+        let mut field = |key: &str| -> Result<&str> {
+            let a = attrs.next().unwrap_or("");
+            a.strip_prefix(key)
+                .and_then(|v| v.strip_prefix('='))
+                .ok_or_else(|| {
+                    if a.starts_with("m=") {
+                        scram_error("the server demands an extension (m=) this client lacks")
+                    } else {
+                        scram_error(format!("no {key}= where expected in {server_first:?}"))
+                    }
+                })
+        };
+        let server_nonce = field("r")?;
+        let salt = field("s")?;
+        let iterations = field("i")?;
+        if !server_nonce.starts_with(nonce) || server_nonce.len() <= nonce.len() {
+            return Err(scram_error(
+                "the server's nonce does not extend the client's",
+            ));
+        }
+        if !server_nonce.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            return Err(scram_error("the server's nonce is not printable ASCII"));
+        }
+        let salt = B64
+            .decode(salt)
+            .map_err(|e| scram_error(format!("the salt is not base64: {e}")))?;
+        let iterations: u32 = iterations
+            .parse()
+            .map_err(|_| scram_error(format!("bad iteration count {iterations:?}")))?;
+        if iterations < Self::MIN_ITERATIONS {
+            return Err(scram_error(format!(
+                "iteration count {iterations} is below {} (RFC 7677): refused",
+                Self::MIN_ITERATIONS
+            )));
+        }
+        if iterations > Self::MAX_ITERATIONS {
+            return Err(scram_error(format!(
+                "iteration count {iterations} is above {}: refused",
+                Self::MAX_ITERATIONS
+            )));
+        }
+
+        let password = stringprep::saslprep(&self.password)
+            .map(|p| p.into_owned())
+            .unwrap_or_else(|_| self.password.clone());
+        let mut salted = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations, &mut salted);
+        let client_key = hmac_sha256(&salted, b"Client Key");
+        let stored_key: [u8; 32] = Sha256::digest(client_key).into();
+        let server_key = hmac_sha256(&salted, b"Server Key");
+
+        // c= is base64("n,,"), the GS2 header of client-first.
+        let without_proof = format!("c=biws,r={server_nonce}");
+        let auth_message = format!("{bare},{server_first},{without_proof}");
+        let signature = hmac_sha256(&stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(signature.iter())
+            .map(|(k, s)| k ^ s)
+            .collect();
+        self.state = Scram::Final {
+            server_key,
+            auth_message,
+        };
+        Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
+    }
+
+    /// server-final-message: `v=` checked (in constant time).
+    fn check_server_final(
+        &mut self,
+        server_key: &[u8; 32],
+        auth_message: &str,
+        server_final: &str,
+    ) -> Result<Vec<u8>> {
+        let v = server_final
+            .split(',')
+            .next()
+            .and_then(|a| a.strip_prefix("v="))
+            .ok_or_else(|| {
+                scram_error(format!(
+                    "no v= in the server's final message {server_final:?}"
+                ))
+            })?;
+        let v = B64
+            .decode(v)
+            .map_err(|e| scram_error(format!("the server signature is not base64: {e}")))?;
+        let mut mac =
+            HmacSha256::new_from_slice(server_key).expect("HMAC takes keys of any length");
+        mac.update(auth_message.as_bytes());
+        mac.verify_slice(&v).map_err(|_| {
+            scram_error(
+                "the server's signature (v=) is wrong: the server does not know the \
+                 password; not authenticated to it",
+            )
+        })?;
+        self.state = Scram::Verified;
+        Ok(Vec::new())
+    }
+
+    fn next(&mut self, challenge: &[u8]) -> Result<Vec<u8>> {
+        let state = std::mem::replace(&mut self.state, Scram::Failed);
+        if matches!(state, Scram::Start) {
+            // No initial response was sent: the server asks for it with
+            // an empty challenge.
+            return if challenge.is_empty() {
+                self.client_first()
+            } else {
+                Err(scram_error(
+                    "the server sent a challenge before the client's first message",
+                ))
+            };
+        }
+        let text = std::str::from_utf8(challenge)
+            .map_err(|_| scram_error("the server's message is not UTF-8"))?;
+        if let (Scram::First { .. } | Scram::Final { .. }, Some(e)) =
+            (&state, text.strip_prefix("e="))
+        {
+            // The server ends the exchange with an error; RFC 4954: answer
+            // the challenge, its final reply (5xx) follows.
+            self.state = Scram::ServerError(e.to_string());
+            return Ok(Vec::new());
+        }
+        match state {
+            Scram::First { bare, nonce } => self.client_final(&bare, &nonce, text),
+            Scram::Final {
+                server_key,
+                auth_message,
+            } => self.check_server_final(&server_key, &auth_message, text),
+            Scram::Verified => Err(scram_error("a challenge after the server's signature")),
+            Scram::ServerError(e) => {
+                let err = scram_error(format!("a challenge after the server's error e={e}"));
+                self.state = Scram::ServerError(e);
+                Err(err)
+            }
+            Scram::Start | Scram::Failed => Err(scram_error("the exchange already failed")),
+        }
+    }
+}
+
+impl Mechanism for ScramSha256 {
+    fn name(&self) -> &str {
+        "SCRAM-SHA-256"
+    }
+    fn initial_response(&mut self) -> Result<Option<Vec<u8>>> {
+        self.client_first().map(Some)
+    }
+    fn step(&mut self, challenge: &[u8]) -> Result<Vec<u8>> {
+        self.next(challenge)
+    }
+    /// The 235 counts only if the server's signature was checked.
+    fn finish(&mut self) -> Result<()> {
+        match &self.state {
+            Scram::Verified => Ok(()),
+            Scram::ServerError(e) => Err(scram_error(format!(
+                "the server answered 235 after its error e={e}"
+            ))),
+            _ => Err(scram_error(
+                "the server answered 235 without proving it knows the password (no v=); \
+                 it may be an impostor: do not trust this connection",
+            )),
+        }
+    }
+}
+
+/// OAUTHBEARER (RFC 7628): `n,a=<user>,^Aauth=Bearer <token>^A^A`, the
+/// user as the GS2 authorization identity ("," and "=" escaped; an empty
+/// user leaves `a=` out). On failure the server sends a 334 with a base64
+/// JSON error; the client answers with a single ^A (RFC 7628 §3.2.3) and
+/// the server's final reply (5xx) is the result. A 235 after that error
+/// fails in `finish`.
+pub struct OAuthBearer {
+    user: String,
+    token: String,
+    state: Bearer,
+}
+
+enum Bearer {
+    Start,
+    Sent,
+    /// The server's error (its JSON).
+    Failed(String),
+}
+
+impl OAuthBearer {
+    pub fn new(user: &str, token: &str) -> Self {
+        OAuthBearer {
+            user: user.into(),
+            token: token.into(),
+            state: Bearer::Start,
+        }
+    }
+
+    fn message(&mut self) -> Result<Vec<u8>> {
+        let control = |s: &str| s.chars().any(|c| c.is_control());
+        if control(&self.user) {
+            return Err(Error::invalid(
+                "OAUTHBEARER: control character in the user name",
+            ));
+        }
+        if self.token.is_empty() || control(&self.token) || self.token.contains(' ') {
+            return Err(Error::invalid(
+                "OAUTHBEARER: the token must be non-empty, without spaces or control characters",
+            ));
+        }
+        let authzid = if self.user.is_empty() {
+            String::new()
+        } else {
+            format!("a={}", saslname(&self.user))
+        };
+        self.state = Bearer::Sent;
+        Ok(format!("n,{authzid},\x01auth=Bearer {}\x01\x01", self.token).into_bytes())
+    }
+}
+
+impl Mechanism for OAuthBearer {
+    fn name(&self) -> &str {
+        "OAUTHBEARER"
+    }
+    fn initial_response(&mut self) -> Result<Option<Vec<u8>>> {
+        self.message().map(Some)
+    }
+    fn step(&mut self, challenge: &[u8]) -> Result<Vec<u8>> {
+        match &self.state {
+            // No initial response was sent: the empty challenge asks for it.
+            Bearer::Start if challenge.is_empty() => self.message(),
+            Bearer::Start => Err(Error::protocol(
+                "OAUTHBEARER: the server sent a challenge before the client's message",
+            )),
+            Bearer::Sent => {
+                // The error (JSON: status, scope, openid-configuration).
+                self.state = Bearer::Failed(String::from_utf8_lossy(challenge).into_owned());
+                Ok(b"\x01".to_vec())
+            }
+            Bearer::Failed(_) => Err(Error::protocol(
+                "OAUTHBEARER: a challenge after the server's error",
+            )),
+        }
+    }
+    fn finish(&mut self) -> Result<()> {
+        match &self.state {
+            Bearer::Failed(e) => Err(Error::protocol(format!(
+                "OAUTHBEARER: the server answered 235 after its error {e}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +649,231 @@ mod tests {
         assert_eq!(r, b"user=me@x\x01auth=Bearer tok\x01\x01");
     }
 
+    // RFC 7677 §3: user "user", password "pencil", client nonce
+    // "rOprNGfwEbeRWgbNEkqO".
+    const RFC7677_NONCE: &str = "rOprNGfwEbeRWgbNEkqO";
+    const RFC7677_SERVER_FIRST: &str = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                                        s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    const RFC7677_CLIENT_FINAL: &str =
+        "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                                        p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    const RFC7677_SERVER_FINAL: &str = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+
+    fn rfc7677() -> ScramSha256 {
+        ScramSha256::with_nonce("user", "pencil", RFC7677_NONCE)
+    }
+
+    fn text(b: Vec<u8>) -> String {
+        String::from_utf8(b).unwrap()
+    }
+
+    #[test]
+    fn scram_sha_256_matches_the_rfc7677_example() {
+        let mut m = rfc7677();
+        assert_eq!(text(first(&mut m)), "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        let final_ = m.step(RFC7677_SERVER_FIRST.as_bytes()).unwrap();
+        assert_eq!(text(final_), RFC7677_CLIENT_FINAL);
+        // The server's signature checks; the answer to it is empty.
+        assert_eq!(m.step(RFC7677_SERVER_FINAL.as_bytes()).unwrap(), b"");
+        m.finish().unwrap();
+    }
+
+    #[test]
+    fn scram_without_initial_response_answers_the_empty_challenge() {
+        let mut m = rfc7677();
+        assert_eq!(
+            text(m.step(b"").unwrap()),
+            "n,,n=user,r=rOprNGfwEbeRWgbNEkqO"
+        );
+        assert_eq!(
+            text(m.step(RFC7677_SERVER_FIRST.as_bytes()).unwrap()),
+            RFC7677_CLIENT_FINAL
+        );
+        m.step(RFC7677_SERVER_FINAL.as_bytes()).unwrap();
+        m.finish().unwrap();
+    }
+
+    #[test]
+    fn scram_refuses_a_wrong_server_signature() {
+        let mut m = rfc7677();
+        first(&mut m);
+        m.step(RFC7677_SERVER_FIRST.as_bytes()).unwrap();
+        // One bit off in the signature.
+        let e = m
+            .step(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G8=")
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Protocol);
+        assert!(e.message.contains("signature"), "{}", e.message);
+        // Even if the server said 235 next, it is not accepted.
+        assert!(m.finish().is_err());
+        // Garbage instead of v=.
+        let mut m = rfc7677();
+        first(&mut m);
+        m.step(RFC7677_SERVER_FIRST.as_bytes()).unwrap();
+        assert!(m.step(b"x=abc").is_err());
+        let mut m = rfc7677();
+        first(&mut m);
+        m.step(RFC7677_SERVER_FIRST.as_bytes()).unwrap();
+        assert!(m.step(b"v=!!!").is_err());
+    }
+
+    #[test]
+    fn scram_235_without_a_checked_signature_is_an_error() {
+        // 235 right after client-final: the server proved nothing.
+        let mut m = rfc7677();
+        first(&mut m);
+        m.step(RFC7677_SERVER_FIRST.as_bytes()).unwrap();
+        let e = m.finish().unwrap_err();
+        assert!(e.message.contains("no v="), "{}", e.message);
+        // 235 right after client-first.
+        let mut m = rfc7677();
+        first(&mut m);
+        assert!(m.finish().is_err());
+    }
+
+    #[test]
+    fn scram_server_error_is_answered_then_reported_if_235_follows() {
+        let mut m = rfc7677();
+        first(&mut m);
+        m.step(RFC7677_SERVER_FIRST.as_bytes()).unwrap();
+        assert_eq!(m.step(b"e=invalid-proof").unwrap(), b"");
+        let e = m.finish().unwrap_err();
+        assert!(e.message.contains("e=invalid-proof"), "{}", e.message);
+        // e= instead of server-first.
+        let mut m = rfc7677();
+        first(&mut m);
+        assert_eq!(m.step(b"e=unknown-user").unwrap(), b"");
+        assert!(m.step(b"anything").is_err());
+        assert!(m.finish().unwrap_err().message.contains("unknown-user"));
+    }
+
+    #[test]
+    fn scram_checks_the_server_first_message() {
+        let refused = |server_first: &str| -> String {
+            let mut m = rfc7677();
+            first(&mut m);
+            m.step(server_first.as_bytes()).unwrap_err().message
+        };
+        // The nonce must extend ours, strictly.
+        assert!(
+            refused("r=XXprNGfwEbeRWgbNEkqO123,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+                .contains("nonce")
+        );
+        assert!(
+            refused("r=rOprNGfwEbeRWgbNEkqO,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096").contains("nonce")
+        );
+        // Iteration count: the RFC 7677 floor, a ceiling, a number.
+        assert!(
+            refused("r=rOprNGfwEbeRWgbNEkqOab,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4095").contains("4095")
+        );
+        assert!(
+            refused("r=rOprNGfwEbeRWgbNEkqOab,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1").contains("below")
+        );
+        assert!(
+            refused("r=rOprNGfwEbeRWgbNEkqOab,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4000000000")
+                .contains("above")
+        );
+        assert!(
+            refused("r=rOprNGfwEbeRWgbNEkqOab,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=-5")
+                .contains("iteration")
+        );
+        // Fields in order, salt in base64, mandatory extensions refused.
+        assert!(
+            refused("s=W22ZaJ0SNY7soEsUEjb6gQ==,r=rOprNGfwEbeRWgbNEkqOab,i=4096").contains("r=")
+        );
+        assert!(refused("r=rOprNGfwEbeRWgbNEkqOab,s=***,i=4096").contains("salt"));
+        assert!(
+            refused("m=ext,r=rOprNGfwEbeRWgbNEkqOab,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+                .contains("m=")
+        );
+        assert!(refused("").contains("r="));
+        // A challenge before anything was sent.
+        let mut m = rfc7677();
+        assert!(m.step(RFC7677_SERVER_FIRST.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn scram_prepares_and_escapes_the_user_name() {
+        let mut m = ScramSha256::with_nonce("a,b=c", "p", "nonce");
+        assert_eq!(text(first(&mut m)), "n,,n=a=2Cb=3Dc,r=nonce");
+        // SASLprep: a non-ASCII space becomes a space; the soft hyphen
+        // maps to nothing; NFKC ("Ⅸ" -> "IX").
+        let mut m = ScramSha256::with_nonce("I\u{00AD}X\u{2003}\u{2168}", "p", "nonce");
+        assert_eq!(text(first(&mut m)), "n,,n=IX IX,r=nonce");
+        // Refused by SASLprep, or empty: Invalid, nothing to send.
+        for bad in ["a\u{7}b", "", "\u{00AD}"] {
+            let e = ScramSha256::with_nonce(bad, "p", "nonce")
+                .initial_response()
+                .unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Invalid, "{bad:?}");
+        }
+        // A random nonce: 24 bytes in base64, different each time.
+        let a = text(first(&mut ScramSha256::new("u", "p")));
+        let b = text(first(&mut ScramSha256::new("u", "p")));
+        assert_ne!(a, b);
+        assert_eq!(a.len(), "n,,n=u,r=".len() + 32, "{a}");
+    }
+
+    #[test]
+    fn scram_prepares_the_password() {
+        // SASLprep maps U+00A0 to a space and drops U+00AD: both spell
+        // the same key as "pen cil".
+        let proof = |password: &str| {
+            let mut m = ScramSha256::with_nonce("user", password, RFC7677_NONCE);
+            first(&mut m);
+            text(m.step(RFC7677_SERVER_FIRST.as_bytes()).unwrap())
+        };
+        assert_eq!(proof("pen\u{00A0}cil"), proof("pen cil"));
+        assert_eq!(proof("pen\u{00AD}cil"), proof("pencil"));
+        assert_eq!(proof("pencil"), RFC7677_CLIENT_FINAL);
+        // A password SASLprep refuses (a control character) is used as
+        // it is, not refused.
+        assert_ne!(proof("pen\u{7}cil"), proof("pencil"));
+    }
+
+    #[test]
+    fn oauthbearer_has_the_gs2_header_and_ctrl_a_framing() {
+        let r = first(&mut OAuthBearer::new("me@x", "tok"));
+        assert_eq!(r, b"n,a=me@x,\x01auth=Bearer tok\x01\x01");
+        let r = first(&mut OAuthBearer::new("a,b=c", "tok"));
+        assert_eq!(r, b"n,a=a=2Cb=3Dc,\x01auth=Bearer tok\x01\x01");
+        let r = first(&mut OAuthBearer::new("", "tok"));
+        assert_eq!(r, b"n,,\x01auth=Bearer tok\x01\x01");
+        for (user, token) in [("me", ""), ("me", "a b"), ("me", "a\x01b"), ("m\x01e", "t")] {
+            let e = OAuthBearer::new(user, token)
+                .initial_response()
+                .unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Invalid, "{user:?} {token:?}");
+        }
+    }
+
+    #[test]
+    fn oauthbearer_answers_an_error_with_ctrl_a() {
+        let mut m = OAuthBearer::new("me@x", "tok");
+        first(&mut m);
+        let json = br#"{"status":"invalid_token","scope":"mail"}"#;
+        assert_eq!(m.step(json).unwrap(), b"\x01");
+        // A second challenge, or a 235 after the error: refused.
+        assert!(m.finish().unwrap_err().message.contains("invalid_token"));
+        assert!(m.step(b"").is_err());
+        // Success: no challenge at all.
+        let mut m = OAuthBearer::new("me@x", "tok");
+        first(&mut m);
+        m.finish().unwrap();
+    }
+
+    #[test]
+    fn oauthbearer_without_initial_response_answers_the_empty_challenge() {
+        let mut m = OAuthBearer::new("me@x", "tok");
+        assert_eq!(
+            m.step(b"").unwrap(),
+            b"n,a=me@x,\x01auth=Bearer tok\x01\x01"
+        );
+        assert_eq!(m.step(b"{}").unwrap(), b"\x01");
+        let mut m = OAuthBearer::new("me@x", "tok");
+        assert!(m.step(b"{}").is_err(), "an error before the message");
+    }
+
     #[test]
     fn bad_challenge_is_a_protocol_error() {
         assert!(decode_challenge("***").is_err());
@@ -276,5 +889,8 @@ mod tests {
         for name in LOGIN_PREFERENCE {
             assert!(BUILTIN.iter().any(|(n, _)| n == name));
         }
+        // Token mechanisms are never tried by `login`.
+        assert!(!LOGIN_PREFERENCE.contains(&"XOAUTH2"));
+        assert!(!LOGIN_PREFERENCE.contains(&"OAUTHBEARER"));
     }
 }

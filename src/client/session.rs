@@ -816,7 +816,9 @@ impl Session {
             round += 1;
         }
         if r.code == 235 {
-            mech.finish()?;
+            // A server that did not prove itself (SCRAM) is not trusted
+            // with the rest of the session, 235 or not.
+            mech.finish().inspect_err(|_| self.close())?;
         }
         Ok(r)
     }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::params::{Dsn, ParamList};
-use super::transport::TlsSettings;
+use super::tls::TlsSettings;
 
 /// The default for the name lookup, connect, greeting, each reply, each
 /// write and each message body.

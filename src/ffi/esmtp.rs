@@ -171,9 +171,10 @@ pub unsafe extern "C" fn smtp_session_rcpt_data_code(
     })
 }
 
-/// Authenticates with one named mechanism: "PLAIN", "LOGIN", "CRAM-MD5"
-/// or "XOAUTH2" (then `secret` is the OAuth 2.0 access token). EHLO
-/// first if needed. The secret never appears in the transcript.
+/// Authenticates with one named mechanism: "SCRAM-SHA-256", "PLAIN",
+/// "LOGIN", "CRAM-MD5", or "XOAUTH2" / "OAUTHBEARER" (then `secret` is the
+/// OAuth 2.0 access token). EHLO first if needed. The secret never appears
+/// in the transcript.
 ///
 /// # Returns
 /// 235 on success, the server's refusal (e.g. 535), or

@@ -5,8 +5,11 @@ pub mod batch;
 mod buf;
 pub mod esmtp;
 mod macros;
+pub mod message;
 pub mod result;
+pub mod sasl;
 pub mod session;
+pub mod tls;
 pub mod verbs;
 
 pub use macros::smtp_session;

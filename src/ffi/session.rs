@@ -443,8 +443,10 @@ pub unsafe extern "C" fn smtp_session_starttls(
 }
 
 /// Authenticates with `user` and `password` (EHLO first if needed), trying
-/// the mechanisms both sides support in smtplib's order — CRAM-MD5, PLAIN,
-/// LOGIN — until one is accepted. Secrets never appear in the transcript.
+/// the mechanisms both sides support, strongest first — SCRAM-SHA-256, then
+/// smtplib's CRAM-MD5, PLAIN, LOGIN — until one is accepted. A server that
+/// breaks a SCRAM exchange (a wrong signature) stops the login rather than
+/// get the password in PLAIN. Secrets never appear in the transcript.
 ///
 /// # Returns
 /// 235 (or 503: already authenticated) on success; else the server's last

@@ -316,6 +316,108 @@ static void test_null_handle(void)
         CHECK_INT(smtp_session_extn_params(NULL, NULL, NULL, 0), 0);
         CHECK_INT(smtp_session_extn_count(NULL), 0);
     }
+
+    /* ---- messages: smtp_message_* and smtp_session_send_message* -------- *
+     * A NULL handle: SMTPC_E_NULL (render and last_error: 0, and the buffer
+     * gets ""). A live message: NULL for a required pointer is
+     * SMTPC_E_NULL; CR/LF in header text, invalid UTF-8, an unknown content
+     * type, a bad DKIM key are SMTPC_E_INVALID; a missing file SMTPC_E_IO.
+     * No server is involved: nothing can be sent. */
+    {
+        static const unsigned char bytes[] = {0, 1, 2};
+        smtp_message *m;
+        char *buf;
+
+        smtp_message_free(NULL);
+        CHECK_INT(smtp_message_set_from(NULL, "a@example.org", NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_set_sender(NULL, "a@example.org", "A"), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_to(NULL, "a@example.org", NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_cc(NULL, "a@example.org", NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_bcc(NULL, "a@example.org", NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_reply_to(NULL, "a@example.org", NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_set_subject(NULL, "s"), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_header(NULL, "X-A", "v"), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_set_text(NULL, "t", 1), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_set_html(NULL, "h", 1), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_attach(NULL, bytes, sizeof bytes, NULL, "a.bin"), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_attach_file(NULL, "/etc/hostname", NULL, NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_inline(NULL, bytes, sizeof bytes, "image/png", "c"),
+                  SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_inline_file(NULL, "/etc/hostname", NULL, "c"), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_set_raw(NULL, MSG, MSG_LEN), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_set_dkim(NULL, NULL, NULL, NULL, NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_render(NULL, NULL, 0), 0);
+        buf = probe_reset(&pr);
+        CHECK_INT(smtp_message_render(NULL, buf, cap), 0);
+        CHECK_INT(buf[0], '\0');
+        CHECK(probe_untouched(&pr, 1));
+        buf = probe_reset(&pr);
+        CHECK_INT(smtp_message_last_error(NULL, buf, cap), 0);
+        CHECK_INT(buf[0], '\0');
+        CHECK_INT(smtp_message_last_error(NULL, NULL, 0), 0);
+        NULL_HANDLE_REPLY(smtp_session_send_message(NULL, NULL, NULL, NULL, 0, buf, cap));
+        NULL_HANDLE_REPLY(smtp_session_send_message_raw(NULL, MSG, MSG_LEN, NULL, NULL, 0, buf,
+                                                        cap));
+        CHECK_INT(smtp_session_send_message_raw(NULL, NULL, 0, NULL, NULL, 0, NULL, 0),
+                  SMTPC_E_NULL);
+
+        m = smtp_message_new();
+        CHECK(m != NULL);
+        CHECK_INT(smtp_message_set_from(m, NULL, NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_set_from(m, "a@example.org\r\nBcc: x@example.org", NULL),
+                  SMTPC_E_INVALID);
+        CHECK_INT(smtp_message_set_from(m, "a@example.org", "Eve\r\nBcc: x@example.org"),
+                  SMTPC_E_INVALID);
+        CHECK_INT(smtp_message_set_from(m, "\xff@example.org", NULL), SMTPC_E_INVALID);
+        CHECK(smtp_message_last_error(m, NULL, 0) > 0);
+        CHECK_INT(smtp_message_set_sender(m, NULL, NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_to(m, NULL, "x"), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_to(m, "not an address", NULL), SMTPC_E_INVALID);
+        CHECK_INT(smtp_message_add_cc(m, NULL, NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_bcc(m, NULL, NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_reply_to(m, NULL, NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_set_subject(m, NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_set_subject(m, "a\nBcc: x@example.org"), SMTPC_E_INVALID);
+        CHECK_INT(smtp_message_set_subject(m, "caf\xe9"), SMTPC_E_INVALID);
+        CHECK_INT(smtp_message_add_header(m, NULL, "v"), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_header(m, "X-A", NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_header(m, "X-A", "v\r\nBcc: x@example.org"), SMTPC_E_INVALID);
+        CHECK_INT(smtp_message_add_header(m, "X A", "v"), SMTPC_E_INVALID);
+        CHECK_INT(smtp_message_set_text(m, NULL, 1), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_set_text(m, NULL, 0), SMTPC_OK);
+        CHECK_INT(smtp_message_last_error(m, NULL, 0), 0);
+        CHECK_INT(smtp_message_set_text(m, "\xff", 1), SMTPC_E_INVALID);
+        CHECK_INT(smtp_message_set_html(m, NULL, 1), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_attach(m, NULL, 1, NULL, "a.bin"), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_attach(m, bytes, sizeof bytes, NULL, NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_attach(m, bytes, sizeof bytes, "no/such", "a.bin"), SMTPC_E_INVALID);
+        CHECK_INT(smtp_message_attach_file(m, NULL, NULL, NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_attach_file(m, "/nonexistent/smtpc-abuse", NULL, NULL), SMTPC_E_IO);
+        CHECK_INT(smtp_message_add_inline(m, bytes, sizeof bytes, "image/png", NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_inline_file(m, NULL, "image/png", "c"), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_add_inline_file(m, "/nonexistent/smtpc-abuse", NULL, "c"),
+                  SMTPC_E_IO);
+        CHECK_INT(smtp_message_set_dkim(m, "example.org", NULL, "key", NULL), SMTPC_E_NULL);
+        CHECK_INT(smtp_message_set_dkim(m, "example.org", "s", "not a key", NULL),
+                  SMTPC_E_INVALID);
+        CHECK_INT(smtp_message_set_dkim(m, NULL, NULL, NULL, NULL), SMTPC_OK);
+        CHECK_INT(smtp_message_set_raw(m, NULL, 1), SMTPC_E_NULL);
+        /* No From yet: nothing to render, and why is kept. */
+        buf = probe_reset(&pr);
+        CHECK_INT(smtp_message_render(m, buf, cap), 0);
+        CHECK_INT(buf[0], '\0');
+        CHECK(smtp_message_last_error(m, NULL, 0) > 0);
+        /* 0- and 1-byte buffers. */
+        CHECK_INT(smtp_message_set_from(m, "a@example.org", NULL), SMTPC_OK);
+        buf = probe_reset(&pr);
+        CHECK(smtp_message_render(m, buf, 1) > 0);
+        CHECK_INT(buf[0], '\0');
+        CHECK(probe_untouched(&pr, 1));
+        buf = probe_reset(&pr);
+        CHECK(smtp_message_render(m, buf, 0) > 0);
+        CHECK(probe_untouched(&pr, 0));
+        smtp_message_free(m);
+    }
     CHECK_INT(never_called, 0);
     CHECK_INT(rd.calls, 0);
 }
@@ -885,6 +987,273 @@ static void test_batch_cb_bad_utf8(void)
     smtp_session_free(s);
 }
 
+/* ==== SASL: smtp_session_auth_callback, smtp_session_set_initial_response ====
+ * (src/ffi/sasl.rs). NULLs, bad mechanism names and callback aborts: each
+ * refused with the documented code, and the scripted server below sees
+ * exactly what should have been sent. */
+
+/* EHLO offers AUTH PLAIN X-MINE; an AUTH with an initial response gets
+ * 235; one without gets an empty 334, then 501 for "*" or 235. */
+static void converse_sasl(int conn, int log)
+{
+    char line[2048];
+
+    send_text(conn, "220 sasl.test ready\r\n");
+    while (next_command(conn, log, line, sizeof line)) {
+        if (starts_with(line, "EHLO ")) {
+            send_text(conn, "250-sasl.test\r\n250 AUTH PLAIN X-MINE\r\n");
+        } else if (starts_with(line, "AUTH ")) {
+            if (strchr(line + 5, ' ') != NULL) {
+                send_text(conn, "235 2.7.0 ok\r\n");
+                continue;
+            }
+            send_text(conn, "334 \r\n");
+            if (!next_command(conn, log, line, sizeof line))
+                break;
+            send_text(conn, strcmp(line, "*") == 0 ? "501 5.7.0 cancelled\r\n"
+                                                   : "235 2.7.0 ok\r\n");
+        } else if (strcmp(line, "QUIT") == 0) {
+            send_text(conn, "221 2.0.0 bye\r\n");
+            break;
+        } else {
+            send_text(conn, "250 2.0.0 ok\r\n");
+        }
+    }
+}
+
+/* PLAIN's response "\0u\0p" (its base64, as logged: AHUACA==), an abort
+ * (-1) at call `abort_at`, SMTPC_SASL_NO_RESPONSE to the initial call
+ * when `no_initial`. */
+struct sasl_state {
+    int calls;
+    int abort_at;
+    int no_initial;
+    int bad_challenge; /* a challenge without its NUL terminator */
+};
+
+static int64_t sasl_cb(void *user, const char *challenge, size_t challenge_len, char *response,
+                       size_t response_cap)
+{
+    static const char plain[] = "\0u\0p";
+    struct sasl_state *st = (struct sasl_state *)user;
+    int call = st->calls++;
+
+    if (challenge != NULL && challenge[challenge_len] != '\0')
+        st->bad_challenge++;
+    if (call == st->abort_at)
+        return -1;
+    if (challenge == NULL && st->no_initial)
+        return SMTPC_SASL_NO_RESPONSE;
+    if (response_cap >= sizeof plain - 1)
+        memcpy(response, plain, sizeof plain - 1);
+    return (int64_t)(sizeof plain - 1);
+}
+
+static int64_t sasl_never(void *user, const char *challenge, size_t challenge_len,
+                          char *response, size_t response_cap)
+{
+    (void)user;
+    (void)challenge;
+    (void)challenge_len;
+    (void)response;
+    (void)response_cap;
+    never_called++;
+    return -1;
+}
+
+/* The refusals that hold whether or not `s` is connected: nothing sent,
+ * the callback never called. */
+static void refuse_sasl_args(smtp_session *s)
+{
+    static const char *const bad_names[] = {"", "PLAIN LOGIN", "PLAIN\r\nNOOP", "PLAIN\n",
+                                            "A-MECHANISM-NAME-OF-21", "X=Y"};
+    struct probe pr;
+    size_t i;
+
+    never_called = 0;
+    CHECK_INT(smtp_session_auth_callback(s, NULL, sasl_never, NULL, NULL, 0), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_auth_callback(s, "PLAIN", NULL, NULL, NULL, 0), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_auth_callback(s, "PLAIN", sasl_never, NULL, NULL, 8), SMTPC_E_NULL);
+    for (i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        CHECK_INT(smtp_session_auth_callback(s, bad_names[i], sasl_never, NULL,
+                                             probe_reset(&pr), 1),
+                  SMTPC_E_INVALID);
+        CHECK_INT(pr.bytes[0], '\0');
+        CHECK(probe_untouched(&pr, 1));
+    }
+    for (i = 0; i < N_BAD; i++)
+        CHECK_INT(smtp_session_auth_callback(s, BAD_UTF8[i], sasl_never, NULL, NULL, 0),
+                  SMTPC_E_INVALID);
+    CHECK_INT(never_called, 0);
+}
+
+static void test_sasl(void)
+{
+    static const char *const want = "EHLO client.example\n"
+                                    "AUTH PLAIN AHUAcA==\n"
+                                    "AUTH PLAIN\n"
+                                    "AHUACA==\n"
+                                    "AUTH PLAIN\n"
+                                    "*\n"
+                                    "NOOP\n"
+                                    "QUIT\n";
+    struct recorder sv;
+    struct sasl_state st;
+    struct probe pr;
+    smtp_session *s;
+    char buf[32];
+    char *log;
+
+    recorder_start(&sv, 1, converse_sasl);
+
+    /* A NULL handle. */
+    never_called = 0;
+    CHECK_INT(smtp_session_set_initial_response(NULL, 0), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_auth_callback(NULL, "PLAIN", sasl_never, NULL, probe_reset(&pr), 16),
+              SMTPC_E_NULL);
+    CHECK_INT(pr.bytes[0], '\0');
+    CHECK(probe_untouched(&pr, 1));
+    CHECK_INT(smtp_session_auth_callback(NULL, NULL, NULL, NULL, NULL, 0), SMTPC_E_NULL);
+
+    s = smtp_session_new();
+    CHECK(s != NULL);
+    CHECK_INT(smtp_session_set_timeout_ms(s, 10000), SMTPC_OK);
+    CHECK_INT(smtp_session_set_local_hostname(s, "client.example"), SMTPC_OK);
+    CHECK_INT(smtp_session_set_initial_response(s, 1), SMTPC_OK);
+
+    /* Not connected. */
+    refuse_sasl_args(s);
+    CHECK_INT(smtp_session_auth_callback(s, "PLAIN", sasl_never, NULL, buf, sizeof buf),
+              SMTPC_E_STATE);
+    CHECK_INT(never_called, 0);
+
+    CHECK_INT(smtp_session_connect(s, "127.0.0.1", sv.port, NULL, 0), 220);
+    refuse_sasl_args(s); /* before EHLO: none is sent for a refused call */
+    /* Not offered: the callback is never called. */
+    CHECK_INT(smtp_session_auth_callback(s, "X-OTHER", sasl_never, NULL, buf, sizeof buf),
+              SMTPC_E_NOT_SUPPORTED);
+    CHECK_INT(never_called, 0);
+
+    /* Abort at the initial response: nothing sent. */
+    memset(&st, 0, sizeof st);
+    st.abort_at = 0;
+    CHECK_INT(smtp_session_auth_callback(s, "PLAIN", sasl_cb, &st, buf, sizeof buf),
+              SMTPC_E_CALLBACK);
+    CHECK_INT(st.calls, 1);
+    CHECK(smtp_session_last_error(s, NULL, 0) > 0);
+    /* The initial response: AUTH PLAIN AHUAcA== -> 235. */
+    memset(&st, 0, sizeof st);
+    st.abort_at = -1;
+    CHECK_INT(smtp_session_auth_callback(s, "plain", sasl_cb, &st, buf, sizeof buf), 235);
+    CHECK_INT(st.calls, 1);
+    /* Without initial response: AUTH PLAIN, 334, then the response. */
+    CHECK_INT(smtp_session_set_initial_response(s, 0), SMTPC_OK);
+    memset(&st, 0, sizeof st);
+    st.abort_at = -1;
+    CHECK_INT(smtp_session_auth_callback(s, "PLAIN", sasl_cb, &st, buf, sizeof buf), 235);
+    CHECK_INT(st.calls, 1);
+    CHECK_INT(st.bad_challenge, 0);
+    /* Abort at the challenge: "*" cancels (501), the call says
+     * SMTPC_E_CALLBACK and the connection stays in step. */
+    memset(&st, 0, sizeof st);
+    st.abort_at = 0;
+    CHECK_INT(smtp_session_auth_callback(s, "PLAIN", sasl_cb, &st, buf, sizeof buf),
+              SMTPC_E_CALLBACK);
+    CHECK_INT(st.calls, 1);
+    CHECK_INT(smtp_session_set_initial_response(s, 1), SMTPC_OK);
+    CHECK_INT(smtp_session_noop(s, NULL, 0), 250);
+    CHECK_INT(smtp_session_quit(s, NULL, 0), 221);
+
+    log = recorder_finish(&sv);
+    if (strcmp(log, want) != 0) {
+        fprintf(stderr, "server received:\n%s--- wanted:\n%s", log, want);
+        CHECK(!"the server received exactly what was expected");
+    }
+    free(log);
+    smtp_session_free(s);
+}
+
+/* ==== end of the SASL block ==== */
+
+/* ==== TLS options: smtp_session_set_client_cert, _set_ca_dir,
+ * _set_tls_min_version, _set_tls_server_name (src/ffi/tls.rs) ====
+ * Setters only: nothing is sent. A NULL handle, NULL and bad strings, CR
+ * and LF, out-of-range versions and missing files each give the documented
+ * code; a missing file's path is in last_error; a refused call changes
+ * nothing and leaves the handle usable. */
+
+/* Whether last_error mentions `what`. */
+static int last_error_has(smtp_session *s, const char *what)
+{
+    char err[512];
+    smtp_session_last_error(s, err, sizeof err);
+    return strstr(err, what) != NULL;
+}
+
+static void test_tls_options(void)
+{
+    static const char *const missing = "/nonexistent-smtpc-dir/client.pem";
+    static const char *const bad_names[] = {"", "two words", "mx\r\nRCPT", "mx\n", "mx\r"};
+    static const int bad_versions[] = {1, 2, 3, 12, 13, 0x0300, 0x0301, 0x0302, 0x0305, -1, 0x7fffffff};
+    smtp_session *s;
+    size_t i;
+
+    /* A NULL handle. */
+    CHECK_INT(smtp_session_set_client_cert(NULL, NULL, NULL), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_set_client_cert(NULL, "c.pem", "k.pem"), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_set_ca_dir(NULL, NULL), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_set_ca_dir(NULL, "/etc/ssl/certs"), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_set_tls_min_version(NULL, SMTPC_TLS_1_2), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_set_tls_server_name(NULL, NULL), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_set_tls_server_name(NULL, "localhost"), SMTPC_E_NULL);
+
+    s = smtp_session_new();
+    CHECK(s != NULL);
+    /* Optional NULLs clear; a key without its certificate is a NULL. */
+    CHECK_INT(smtp_session_set_client_cert(s, NULL, NULL), SMTPC_OK);
+    CHECK_INT(smtp_session_set_client_cert(s, NULL, "k.pem"), SMTPC_E_NULL);
+    CHECK_INT(smtp_session_set_ca_dir(s, NULL), SMTPC_OK);
+    CHECK_INT(smtp_session_set_tls_server_name(s, NULL), SMTPC_OK);
+    /* Invalid UTF-8 in each string. */
+    for (i = 0; i < N_BAD; i++) {
+        const char *b = BAD_UTF8[i];
+        CHECK_INT(smtp_session_set_client_cert(s, b, NULL), SMTPC_E_INVALID);
+        CHECK_INT(smtp_session_set_client_cert(s, "c.pem", b), SMTPC_E_INVALID);
+        CHECK_INT(smtp_session_set_ca_dir(s, b), SMTPC_E_INVALID);
+        CHECK_INT(smtp_session_set_tls_server_name(s, b), SMTPC_E_INVALID);
+    }
+    /* CR and LF in paths, bad names. */
+    CHECK_INT(smtp_session_set_client_cert(s, "/tmp/c\r\n.pem", NULL), SMTPC_E_INVALID);
+    CHECK_INT(smtp_session_set_client_cert(s, "/tmp/c.pem", "/tmp/k\n.pem"), SMTPC_E_INVALID);
+    CHECK_INT(smtp_session_set_ca_dir(s, "/tmp/ca\r"), SMTPC_E_INVALID);
+    for (i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++)
+        CHECK_INT(smtp_session_set_tls_server_name(s, bad_names[i]), SMTPC_E_INVALID);
+    CHECK_INT(smtp_session_set_tls_server_name(s, "localhost"), SMTPC_OK);
+    CHECK_INT(smtp_session_set_tls_server_name(s, "127.0.0.1"), SMTPC_OK);
+    /* Versions: the two constants and 0, nothing else. */
+    CHECK_INT(smtp_session_set_tls_min_version(s, SMTPC_TLS_1_2), SMTPC_OK);
+    CHECK_INT(smtp_session_set_tls_min_version(s, SMTPC_TLS_1_3), SMTPC_OK);
+    CHECK_INT(smtp_session_set_tls_min_version(s, 0), SMTPC_OK);
+    for (i = 0; i < sizeof bad_versions / sizeof bad_versions[0]; i++)
+        CHECK_INT(smtp_session_set_tls_min_version(s, bad_versions[i]), SMTPC_E_INVALID);
+    /* Missing files: SMTPC_E_TLS when set, the path in last_error. */
+    CHECK_INT(smtp_session_set_client_cert(s, missing, NULL), SMTPC_E_TLS);
+    CHECK(last_error_has(s, missing));
+    CHECK_INT(smtp_session_set_client_cert(s, missing, missing), SMTPC_E_TLS);
+    CHECK(last_error_has(s, missing));
+    CHECK_INT(smtp_session_set_ca_dir(s, "/nonexistent-smtpc-dir"), SMTPC_E_TLS);
+    CHECK(last_error_has(s, "/nonexistent-smtpc-dir"));
+    /* A directory as a certificate, a file as a CA directory. */
+    CHECK_INT(smtp_session_set_client_cert(s, "/", NULL), SMTPC_E_TLS);
+    CHECK_INT(smtp_session_set_ca_dir(s, "/dev/null"), SMTPC_E_TLS);
+    /* Still usable. */
+    CHECK_INT(smtp_session_set_tls_server_name(s, NULL), SMTPC_OK);
+    CHECK_INT(smtp_session_is_connected(s), 0);
+    smtp_session_free(s);
+}
+
+/* ==== end of the TLS options block ==== */
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -893,6 +1262,8 @@ int main(void)
     test_after_failed_connect();
     test_connected();
     test_batch_cb_bad_utf8();
+    test_sasl(); /* the SASL block */
+    test_tls_options(); /* the TLS options block */
     printf("abuse: %d passed, 0 failed\n", n_checks);
     return 0;
 }

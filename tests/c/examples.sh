@@ -58,7 +58,7 @@ P="$SMTP_PORT"
 before=$(n_captured)
 ex sendmail "$EXAMPLES_DIR/sendmail" 127.0.0.1 "$P"
 expect_rc 0 "sendmail succeeds"
-expect_out "$OUT" '^sendmail: 250 ' "sendmail prints the final 250"
+expect_out "$OUT" '^send_message: 250 ' "sendmail prints the final 250"
 expect_out "$OUT" '^  recipient@example\.org: 250 ' "sendmail prints the recipient's code"
 expect_out "$OUT" '^quit: 221' "sendmail quits"
 # (SMTP verbs are case-insensitive; the library writes them as smtplib does.)
@@ -68,7 +68,14 @@ if [ "$(n_captured)" -eq $((before + 1)) ]; then
     ok "sendmail: server captured one message"
     eml="$(last_eml)"
     expect_out "$eml" '^Subject: libsmtpc sendmail example' "captured message has the Subject"
-    expect_out "$eml" '^This message was sent with smtp_session_sendmail\(\)\.' "captured message has the body"
+    expect_out "$eml" '^smtp_session_send_message\(\)\.' "captured message has the body"
+    # Built with the builder: display names, generated Date and Message-ID.
+    expect_out "$eml" '^From: "libsmtpc example" <sender@example\.org>' "From with a display name"
+    expect_out "$eml" '^To: "Recipient" <recipient@example\.org>' "To with a display name"
+    expect_out "$eml" '^Date: ' "a Date is generated"
+    expect_out "$eml" '^Message-ID: <[^@>]+@example\.org>' "a Message-ID is generated"
+    expect_out "$eml" '^MIME-Version: 1\.0' "MIME-Version"
+    expect_out "$eml" '^Content-Type: text/plain; charset="?utf-8"?' "a text/plain body"
     expect_out "${eml%.eml}.json" '"mail_from": "sender@example\.org"' "envelope sender"
     expect_out "${eml%.eml}.json" '"rcpt_tos": \["recipient@example\.org"\]' "envelope recipient"
 else
@@ -87,7 +94,7 @@ expect_rc 0 "authenticated succeeds"
 expect_out "$OUT" '^connect: 220 ' "authenticated: greeting"
 expect_out "$OUT" '^starttls: 220 ' "authenticated: STARTTLS"
 expect_out "$OUT" '^login: 235 ' "authenticated: AUTH accepted"
-expect_out "$OUT" '^sendmail: 250 ' "authenticated: message accepted"
+expect_out "$OUT" '^send_message: 250 ' "authenticated: message accepted"
 expect_out "$OUT" '^quit: 221' "authenticated: QUIT"
 if [ "$(grep -c '^ehlo: 250' "$OUT")" -eq 2 ]; then ok "authenticated: EHLO before and after STARTTLS"; else not_ok "authenticated: wanted two 'ehlo: 250' lines"; show; fi
 # aiosmtpd offers AUTH only under TLS, so seeing it (as an indented line of
@@ -95,7 +102,12 @@ if [ "$(grep -c '^ehlo: 250' "$OUT")" -eq 2 ]; then ok "authenticated: EHLO befo
 if grep -q '^    AUTH .*PLAIN' "$OUT"; then ok "authenticated: full EHLO reply printed"; else not_ok "authenticated: EHLO reply lacks AUTH"; show; fi
 if [ "$(n_captured)" -eq $((before + 1)) ]; then
     ok "authenticated: server captured one message"
-    expect_out "$(last_eml)" '^Subject: libsmtpc authenticated example' "captured message has the Subject"
+    eml="$(last_eml)"
+    expect_out "$eml" '^Subject: libsmtpc authenticated example' "captured message has the Subject"
+    expect_out "$eml" '^Content-Type: multipart/mixed' "text and attachment: multipart/mixed"
+    expect_out "$eml" '^Content-Disposition: attachment; filename="?notes\.txt"?' "the attachment is there"
+    expect_out "$eml" '^Attached with smtp_message_attach\(\)\.' "the attachment's content arrived"
+    expect_out "${eml%.eml}.json" '"rcpt_tos": \["recipient@example\.org"\]' "envelope from the To field"
 else
     not_ok "authenticated: server captured $(( $(n_captured) - before )) messages, wanted 1"
 fi

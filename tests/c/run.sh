@@ -66,12 +66,12 @@ step "header compiles alone as C++" \
 # abuse.c never calls fails here, so a new export cannot be forgotten.
 abuse_covers_every_export() {
     local missing
-    missing=$(grep -oE '\b(smtp_session|smtpc)_[a-z0-9_]+\(' include/smtpc.h \
+    missing=$(grep -oE '\b(smtp_session|smtp_message|smtpc)_[a-z0-9_]+\(' include/smtpc.h \
         | tr -d '(' | sort -u | while read -r fn; do
             grep -q "\b$fn(" tests/c/abuse.c || echo "$fn"
         done)
     [ -z "$missing" ] || { echo "not in tests/c/abuse.c: $missing"; return 1; }
-    echo "$(grep -oE '\b(smtp_session|smtpc)_[a-z0-9_]+\(' include/smtpc.h | sort -u | wc -l) exports covered"
+    echo "$(grep -oE '\b(smtp_session|smtp_message|smtpc)_[a-z0-9_]+\(' include/smtpc.h | sort -u | wc -l) exports covered"
 }
 step "abuse.c calls every function of the header" abuse_covers_every_export
 

@@ -53,6 +53,10 @@ def parse_args(argv):
     p.add_argument("--tls-key")
     p.add_argument("--implicit-tls", action="store_true",
                    help="the whole listener speaks TLS (no STARTTLS)")
+    p.add_argument("--tls-client-ca", metavar="FILE",
+                   help="require a client certificate signed by a CA in FILE "
+                        "(the handshake fails without one); its subject's CN goes "
+                        "to the capture's metadata as client_cert_cn")
     p.add_argument("--auth-user", action="append", default=[], metavar="USER:PASS",
                    type=lambda v: split_pair(v, "--auth-user"))
     g = p.add_mutually_exclusive_group()
@@ -79,6 +83,8 @@ def parse_args(argv):
         p.error("--tls-cert and --tls-key go together")
     if args.implicit_tls and not args.tls_cert:
         p.error("--implicit-tls needs --tls-cert/--tls-key")
+    if args.tls_client_ca and not args.tls_cert:
+        p.error("--tls-client-ca needs --tls-cert/--tls-key")
     return args
 
 
@@ -103,6 +109,7 @@ class Handler:
         self.reject = {norm(a) for a in args.reject_rcpt}
         self.lmtp = args.lmtp
         self.lmtp_fail = {norm(a) for a in args.lmtp_fail_rcpt}
+        self.client_ca = bool(args.tls_client_ca)
 
     async def handle_VRFY(self, server, session, envelope, address):
         if not self.vrfy_configured:
@@ -137,6 +144,8 @@ class Handler:
             "rcpt_options": getattr(envelope, "per_rcpt_options", [[] for _ in envelope.rcpt_tos]),
             "smtp_utf8": bool(envelope.smtp_utf8),
         }
+        if self.client_ca:
+            meta["client_cert_cn"] = client_cert_cn(server)
         write_atomic(base + ".eml", content)
         write_atomic(base + ".json", json.dumps(meta).encode("utf-8"))
         log.info("captured %s (%d bytes) from=%r to=%r", base, len(content), envelope.mail_from, envelope.rcpt_tos)
@@ -149,6 +158,16 @@ class Handler:
                     lines.append(f"250 2.0.0 <{rcpt}> delivered")
             return "\r\n".join(lines)
         return "250 2.0.0 OK: queued"
+
+
+def client_cert_cn(server):
+    """The CN of the certificate the client presented (None without one)."""
+    cert = server.transport.get_extra_info("peercert") if server.transport else None
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None
 
 
 def make_server_class(base, args):
@@ -230,6 +249,9 @@ async def main_async(args):
     if args.tls_cert:
         tls_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls_ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            tls_ctx.verify_mode = ssl.CERT_REQUIRED
+            tls_ctx.load_verify_locations(cafile=args.tls_client_ca)
 
     handler = Handler(args)
     base = LMTP if args.lmtp else SMTP

@@ -5,6 +5,8 @@
 #   DIR/other-ca.pem, .key       a second CA that signed nothing
 #   DIR/expired.pem, .key        CN=localhost, same SAN, signed by ca, valid 2020-01-01..2020-01-02 only
 #   DIR/wronghost.pem, .key      CN=wrong.example, SAN DNS:wrong.example only (signed by ca)
+#   DIR/client.pem, .key         CN=libsmtpc test client, clientAuth (signed by ca)
+#   DIR/client-other.pem, .key   the same, signed by other-ca (a server trusting ca refuses it)
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
 DIR="$1"
@@ -36,6 +38,13 @@ extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 subjectAltName = DNS:wrong.example
+
+[client_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
 
 # --- minimal "openssl ca" setup, used only for the expired certificate ---
 [ca]
@@ -71,6 +80,16 @@ mkca ca "libsmtpc test CA"
 mkca other-ca "libsmtpc other CA"
 mkleaf server localhost server_ext
 mkleaf wronghost wrong.example wrong_ext
+
+# Client certificates (mutual TLS): one from ca, one from other-ca.
+mkclient() { # name signing-ca
+    newkey "$1.key"
+    openssl req -new -key "$1.key" -subj "/CN=libsmtpc test client" -config ext.cnf -out "$1.csr"
+    openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -set_serial "0x$(openssl rand -hex 8)" \
+        -days 3650 -sha256 -extfile ext.cnf -extensions client_ext -out "$1.pem" 2>/dev/null
+}
+mkclient client ca
+mkclient client-other other-ca
 
 # Expired: OpenSSL 3.0's "x509 -req" cannot set a start date, "ca" can.
 newkey expired.key

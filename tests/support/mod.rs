@@ -121,6 +121,13 @@ pub struct Certs {
     /// Signed by `ca`, SAN DNS:wrong.example only.
     pub wronghost_cert: PathBuf,
     pub wronghost_key: PathBuf,
+    /// A client certificate (CN=libsmtpc test client, clientAuth) signed by
+    /// `ca`; its key is PKCS#8 PEM.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// The same, signed by `other_ca`.
+    pub other_client_cert: PathBuf,
+    pub other_client_key: PathBuf,
 }
 
 /// The certificates, generated once per test process (the folder stays for
@@ -155,6 +162,10 @@ pub fn certs() -> &'static Certs {
             expired_key: dir.join("expired.key"),
             wronghost_cert: dir.join("wronghost.pem"),
             wronghost_key: dir.join("wronghost.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+            other_client_cert: dir.join("client-other.pem"),
+            other_client_key: dir.join("client-other.key"),
             dir,
         };
         for p in [
@@ -164,6 +175,9 @@ pub fn certs() -> &'static Certs {
             &c.other_ca,
             &c.expired_cert,
             &c.wronghost_cert,
+            &c.client_cert,
+            &c.client_key,
+            &c.other_client_cert,
         ] {
             assert!(p.is_file(), "certs.sh did not make {}", p.display());
         }
@@ -494,6 +508,10 @@ pub struct AioOpts {
     pub cert: Option<(PathBuf, PathBuf)>,
     /// Listen address; None = 127.0.0.1 (e.g. "::1" for IPv6).
     pub host: Option<String>,
+    /// With `tls` or `implicit_tls`: require a client certificate signed by
+    /// a CA in this file (e.g. `certs().ca`); the capture's metadata then
+    /// has `client_cert_cn`.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// A running server that captures what it receives (aiosmtpd or
@@ -572,6 +590,9 @@ impl Aiosmtpd {
         }
         if opts.implicit_tls {
             cmd.arg("--implicit-tls");
+        }
+        if let Some(ca) = &opts.client_ca {
+            cmd.arg("--tls-client-ca").arg(ca);
         }
         for (u, p) in &opts.auth_users {
             cmd.arg("--auth-user").arg(format!("{u}:{p}"));

@@ -8,7 +8,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const smtpc = require('..');
+const smtpc = require(process.env.SMTPC_NODE_PACKAGE || 'libsmtpc');
 
 function env(name) {
   const v = process.env[name];

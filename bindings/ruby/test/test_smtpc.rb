@@ -6,7 +6,7 @@
 require 'minitest/autorun'
 require 'json'
 require 'securerandom'
-require_relative '../lib/smtpc'
+require 'smtpc' # the installed gem (test.sh sets GEM_PATH)
 
 class TestSmtpc < Minitest::Test
   def env(name)
