@@ -4,7 +4,8 @@
 # STARTTLS-optional listener; TLS 1.3, ECDSA P-256 certificate made by
 # tests/servers/certs.sh), every client trusting the same CA file:
 #
-#   libsmtpc before   a git revision (BEFORE, default HEAD) built aside
+#   libsmtpc before   a git revision (BEFORE, default fd6d65c~1: the
+#                     connector built per STARTTLS) built aside
 #   libsmtpc after    the working tree; one session reconnecting, and a
 #                     fresh session per connection
 #   smtplib           Python's, with one SSLContext made from the CA file
@@ -14,7 +15,7 @@
 #
 #   bench/tls_handshake.sh [N [ROUNDS]]    N connections per run (200),
 #                                          ROUNDS interleaved rounds (3)
-#   BEFORE=<rev>       the revision to compare with (default HEAD)
+#   BEFORE=<rev>       the revision to compare with (default fd6d65c~1)
 #   CLIENTS="after smtplib ..."  a subset of: before after after-fresh
 #                      smtplib openssl-full openssl-resume
 #
@@ -30,7 +31,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$REPO/bench/tls_handshake"
 N="${1:-200}"
 ROUNDS="${2:-3}"
-BEFORE="${BEFORE:-HEAD}"
+# The last revision that built the TLS connector on every STARTTLS.
+BEFORE="${BEFORE:-fd6d65c~1}"
 WORK="$REPO/target/tls-handshake-bench"
 log() { echo "tls_handshake: $*" >&2; }
 
@@ -144,7 +146,7 @@ echo "|---|---:|---:|---:|---:|---:|"
 for c in "${CLIENTS[@]}"; do
     h="$(hs "$c" cpu_s)"
     printf '| %s | %.3f | %.2fx | %.3f | %.3f | %.3f |\n' "$(label "$c")" "$h" \
-        "$(awk -v a="$h" -v b="$SMTPLIB_HS" 'BEGIN {print b > 0 ? a / b : 0}')" "$(hs "$c" wall_s)" \
+        "$(awk -v a="$h" -v b="$SMTPLIB_HS" 'BEGIN {print (b > 0) ? a / b : 0}')" "$(hs "$c" wall_s)" \
         "$(ms "$c" starttls cpu_s)" "$(ms "$c" starttls wall_s)"
 done
 if [ -n "${RES[openssl-resume,starttls,$ROUNDS]:-}" ]; then
