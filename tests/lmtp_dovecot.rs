@@ -31,15 +31,7 @@ fn message(id: &str) -> Vec<u8> {
 
 /// The delivered copy, as CRLF bytes, without Dovecot's own headers.
 fn as_sent(delivered: &[u8]) -> Vec<u8> {
-    let body = strip_dovecot_headers(delivered);
-    let mut out = Vec::with_capacity(body.len() + 64);
-    for &b in body {
-        if b == b'\n' && out.last() != Some(&b'\r') {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
+    lf_to_crlf(strip_dovecot_headers(delivered))
 }
 
 /// The commands the session sent, from its transcript.

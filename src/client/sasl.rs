@@ -68,6 +68,22 @@ pub const BUILTIN: &[(&str, Make)] = &[
 /// instead: falling back to PLAIN would hand the password to that server.
 pub const LOGIN_PREFERENCE: &[&str] = &["SCRAM-SHA-256", "CRAM-MD5", "PLAIN", "LOGIN"];
 
+/// A SASL mechanism name (RFC 4422 §3.1): 1 to 20 of A-Z, 0-9, "-", "_";
+/// lower case is accepted and sent upper case.
+pub fn mechanism_name(name: &str) -> Result<String> {
+    let ok = (1..=20).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(name.to_ascii_uppercase())
+    } else {
+        Err(Error::invalid(format!(
+            "bad SASL mechanism name {name:?}: 1 to 20 letters, digits, '-' or '_'"
+        )))
+    }
+}
+
 pub fn encode(bytes: &[u8]) -> String {
     B64.encode(bytes)
 }
@@ -603,6 +619,28 @@ impl Mechanism for OAuthBearer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::ErrorKind;
+
+    #[test]
+    fn mechanism_names_are_one_sasl_word() {
+        assert_eq!(mechanism_name("plain").unwrap(), "PLAIN");
+        assert_eq!(mechanism_name("X-MY_MECH2").unwrap(), "X-MY_MECH2");
+        for bad in [
+            "",
+            "PLAIN LOGIN",
+            "PLAIN\r\nQUIT",
+            "A\tB",
+            "SCRAM-SHA-256-PLUS-LONG",
+            "é",
+            "X=",
+        ] {
+            assert_eq!(
+                mechanism_name(bad).unwrap_err().kind,
+                ErrorKind::Invalid,
+                "{bad:?}"
+            );
+        }
+    }
 
     fn first(m: &mut dyn Mechanism) -> Vec<u8> {
         m.initial_response().unwrap().unwrap()

@@ -758,7 +758,7 @@ impl Session {
     /// EHLO if needed, the AUTH policy, the server's offer, then the
     /// exchange.
     fn auth_with(&mut self, mech: Box<dyn Mechanism + '_>) -> Result<Reply> {
-        check_arg("mechanism", mech.name())?;
+        sasl::mechanism_name(mech.name())?;
         if let Some(refused) = self.ehlo_or_helo_if_needed()? {
             return Ok(refused);
         }

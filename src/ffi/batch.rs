@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use super::macros::{arg, query, query_code, reply_query, smtp_session, with_handle};
+use super::boundary::{arg, query, query_code, reply_query, smtp_session, with_handle};
 use super::result::*;
 use crate::client::transaction::{Body, Message, Outcome};
 use crate::client::{Error, ErrorKind, Session};
@@ -49,8 +49,8 @@ pub unsafe extern "C" fn smtp_session_batch_add(
 ) -> c_int {
     with_handle(s, |session| {
         let from = arg(from, "sender")?;
-        let to = super::session::recipients(to, n_to)?;
-        let msg = super::session::message(msg, msg_len)?;
+        let to = super::boundary::recipients(to, n_to)?;
+        let msg = super::boundary::message(msg, msg_len)?;
         session.batch_add(from, &to, msg)?;
         Ok(SMTPC_OK)
     })
@@ -124,8 +124,8 @@ pub unsafe extern "C" fn smtp_session_batch_send_cb(
             // which is all the lifetime the callback's contract promises.
             let as_error = |f: Failure| f.into_error();
             let from = arg(from, "sender").map_err(as_error)?;
-            let to = super::session::recipients(to, n_to).map_err(as_error)?;
-            let body = super::session::message(msg, msg_len).map_err(as_error)?;
+            let to = super::boundary::recipients(to, n_to).map_err(as_error)?;
+            let body = super::boundary::message(msg, msg_len).map_err(as_error)?;
             Ok(Some(Message {
                 from,
                 to,

@@ -3,10 +3,10 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use super::buf::write_text;
-use super::macros::{
+use super::boundary::{
     arg, command, opt_arg, query, reply_query, set_flag, smtp_session, with_handle,
 };
+use super::buf::write_text;
 use super::result::*;
 use crate::client::transaction::CallbackReader;
 use crate::client::{Dsn, Error, Reply, Session, TlsPolicy};
@@ -234,7 +234,7 @@ pub unsafe extern "C" fn smtp_session_sendmail_cb(
 ) -> c_int {
     command(s, reply, reply_cap, |session| {
         let from = arg(from, "sender")?;
-        let to = super::session::recipients(to, n_to)?;
+        let to = super::boundary::recipients(to, n_to)?;
         let read = read.ok_or(Failure::Null("read callback"))?;
         let mut reader = CallbackReader(|buf: &mut [u8]| {
             let n = read(user, buf.as_mut_ptr().cast(), buf.len());

@@ -17,10 +17,11 @@ use std::ffi::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
+use super::boundary::{
+    arg, bytes, command, message as message_bytes, opt_arg, recipients, smtp_session,
+};
 use super::buf::write_text;
-use super::macros::{arg, command, opt_arg, smtp_session};
 use super::result::*;
-use super::session::{message as message_bytes, recipients};
 use crate::client::{Error, ErrorKind};
 use crate::message::{self, Dkim, Message};
 
@@ -82,22 +83,6 @@ unsafe fn with_message(
     }
 }
 
-/// The `len` bytes at `data` (NULL allowed when `len` is 0).
-///
-/// # Safety
-/// `data` is NULL or valid for `len` bytes.
-unsafe fn bytes<'a>(
-    data: *const c_void,
-    len: usize,
-    what: &'static str,
-) -> Result<&'a [u8], Failure> {
-    match (data.is_null(), len) {
-        (_, 0) => Ok(&[]),
-        (true, _) => Err(Failure::Null(what)),
-        (false, n) => Ok(std::slice::from_raw_parts(data.cast(), n)),
-    }
-}
-
 /// The `len` bytes at `text` as UTF-8.
 ///
 /// # Safety
@@ -107,7 +92,7 @@ unsafe fn utf8<'a>(
     len: usize,
     what: &'static str,
 ) -> Result<&'a str, Failure> {
-    let b = bytes(text.cast(), len, what)?;
+    let b = bytes(text, len, what)?;
     std::str::from_utf8(b)
         .map_err(|e| Failure::Core(Error::invalid(format!("{what} is not valid UTF-8 ({e})"))))
 }

@@ -1,10 +1,10 @@
 //! The C API: `extern "C"` functions only, no protocol logic. Each export
-//! goes through the boundary in `macros`, then calls the client core.
+//! goes through the boundary in `boundary`, then calls the client core.
 
 pub mod batch;
+mod boundary;
 mod buf;
 pub mod esmtp;
-mod macros;
 pub mod message;
 pub mod result;
 pub mod sasl;
@@ -12,4 +12,4 @@ pub mod session;
 pub mod tls;
 pub mod verbs;
 
-pub use macros::smtp_session;
+pub use boundary::smtp_session;

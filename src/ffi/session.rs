@@ -12,11 +12,11 @@
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::time::Duration;
 
-use super::buf::write_text;
-use super::macros::{
-    arg, canceller, command, opt_arg, query, query_code, query_state, reply_query, set_flag,
-    smtp_session, with_handle,
+use super::boundary::{
+    arg, canceller, command, message, opt_arg, query, query_code, query_state, recipients,
+    reply_query, set_flag, smtp_session, with_handle,
 };
+use super::buf::write_text;
 use super::result::*;
 use crate::client::transaction::Delivery;
 use crate::client::{Error, Session, Step};
@@ -607,38 +607,6 @@ pub(crate) fn step_code(step: Step) -> c_int {
         Step::Data => SMTPC_STEP_DATA,
         Step::Message => SMTPC_STEP_MESSAGE,
         Step::Helo => SMTPC_STEP_HELO,
-    }
-}
-
-/// The `n_to` recipient strings at `to`.
-///
-/// # Safety
-/// `to` is NULL or points to `n_to` pointers, each NULL or a string.
-pub(crate) unsafe fn recipients<'a>(
-    to: *const *const c_char,
-    n_to: usize,
-) -> Result<Vec<&'a str>, Failure> {
-    if n_to == 0 {
-        return Ok(Vec::new());
-    }
-    if to.is_null() {
-        return Err(Failure::Null("recipient list"));
-    }
-    std::slice::from_raw_parts(to, n_to)
-        .iter()
-        .map(|&p| arg(p, "recipient"))
-        .collect()
-}
-
-/// The message bytes; NULL is allowed only for an empty message.
-///
-/// # Safety
-/// `msg` is NULL or valid for `len` bytes.
-pub(crate) unsafe fn message<'a>(msg: *const c_char, len: usize) -> Result<&'a [u8], Failure> {
-    match (msg.is_null(), len) {
-        (_, 0) => Ok(&[]),
-        (true, _) => Err(Failure::Null("message")),
-        (false, n) => Ok(std::slice::from_raw_parts(msg.cast(), n)),
     }
 }
 

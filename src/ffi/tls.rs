@@ -8,7 +8,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use super::macros::{opt_arg, smtp_session, with_handle};
+use super::boundary::{opt_arg, smtp_session, with_handle};
 use super::result::{Failure, SMTPC_OK};
 use crate::client::tls::TlsVersion;
 use crate::client::Error;

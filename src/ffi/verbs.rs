@@ -4,26 +4,16 @@
 
 use std::ffi::{c_char, c_int};
 
+use super::boundary::{arg, command, message, opt_arg, query, smtp_session, strings, with_handle};
 use super::buf::write_text;
-use super::macros::{arg, command, opt_arg, query, smtp_session, with_handle};
 use super::result::*;
-use super::session::message;
 
 /// The `n` parameter strings at `params` (NULL allowed when `n` is 0).
 ///
 /// # Safety
-/// `params` is NULL or points to `n` pointers, each NULL or a string.
+/// As `strings`.
 unsafe fn params<'a>(params: *const *const c_char, n: usize) -> Result<Vec<&'a str>, Failure> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    if params.is_null() {
-        return Err(Failure::Null("parameter list"));
-    }
-    std::slice::from_raw_parts(params, n)
-        .iter()
-        .map(|&p| arg(p, "ESMTP parameter"))
-        .collect()
+    strings(params, n, "parameter list", "ESMTP parameter")
 }
 
 /// Sends `MAIL FROM:<from>` and the `n_params` ESMTP parameters in

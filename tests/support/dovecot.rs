@@ -21,10 +21,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{certs, repo_root, TempDir};
+use super::{certs, read_maildir_new, repo_root, wait_maildir, TempDir};
 
 fn servers_dir() -> PathBuf {
     repo_root().join("tests").join("servers")
@@ -34,11 +33,6 @@ fn read_lossy(p: &Path) -> String {
     fs::read(p)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_else(|e| format!("(cannot read {}: {e})", p.display()))
-}
-
-fn tail(s: &str, lines: usize) -> String {
-    let v: Vec<&str> = s.lines().collect();
-    v[v.len().saturating_sub(lines)..].join("\n")
 }
 
 fn is_root() -> bool {
@@ -110,71 +104,6 @@ fn run_stop(script: &str, dir: &Path) {
 // ---------------------------------------------------------------------------
 // Maildirs
 // ---------------------------------------------------------------------------
-
-/// Sort key of a Maildir file name: Dovecot's `SECS.M<usec>P<pid>.host,S=…,W=…`
-/// or Postfix's `SECS.V…I…M<usec>.host`; ties broken by the name.
-fn maildir_order(name: &str) -> (u64, u64, String) {
-    let mut it = name.split('.');
-    let secs = it.next().and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
-    let usec = it
-        .next()
-        .and_then(|s| s.rfind('M').map(|i| &s[i + 1..]))
-        .map(|s| {
-            s.chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-        })
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0);
-    (secs, usec, name.to_string())
-}
-
-/// The messages in `maildir/new`, oldest first, as stored.
-fn read_maildir_new(maildir: &Path) -> Vec<Vec<u8>> {
-    let new = maildir.join("new");
-    let mut files: Vec<((u64, u64, String), PathBuf)> = match fs::read_dir(&new) {
-        Ok(rd) => rd
-            .flatten()
-            .map(|e| (maildir_order(&e.file_name().to_string_lossy()), e.path()))
-            .collect(),
-        Err(_) => return Vec::new(),
-    };
-    files.sort();
-    files
-        .into_iter()
-        .filter_map(|(_, p)| match fs::read(&p) {
-            Ok(b) => Some(b),
-            // moved away between listing and reading: not ours to report
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => panic!("cannot read {}: {e}", p.display()),
-        })
-        .collect()
-}
-
-fn wait_maildir(
-    who: &str,
-    maildir: &Path,
-    user: &str,
-    n: usize,
-    timeout: Duration,
-    log: &dyn Fn() -> String,
-) -> Vec<Vec<u8>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let m = read_maildir_new(maildir);
-        if m.len() >= n {
-            return m;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "{who}: expected {n} message(s) for {user} within {timeout:?}, have {}; log:\n{}",
-                m.len(),
-                tail(&log(), 80)
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// `alice` or `alice@example.test` -> `alice`.
 fn local_part(user: &str) -> &str {

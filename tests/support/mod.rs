@@ -214,7 +214,7 @@ fn read_lossy(p: &Path) -> String {
         .unwrap_or_else(|e| format!("(cannot read {}: {e})", p.display()))
 }
 
-fn tail(s: &str, lines: usize) -> String {
+pub fn tail(s: &str, lines: usize) -> String {
     let v: Vec<&str> = s.lines().collect();
     v[v.len().saturating_sub(lines)..].join("\n")
 }
@@ -820,43 +820,14 @@ impl Postfix {
     /// `Received:` header (with continuation lines). Use
     /// [`strip_trace_headers`] and [`lf_to_crlf`] to compare with what was sent.
     pub fn delivered(&self, user: &str) -> Vec<Vec<u8>> {
-        let new = self.maildir(user).join("new");
-        let mut files: Vec<((u64, u64), String, PathBuf)> = match fs::read_dir(&new) {
-            Ok(rd) => rd
-                .flatten()
-                .map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    (maildir_order(&name), name, e.path())
-                })
-                .collect(),
-            Err(_) => return Vec::new(),
-        };
-        files.sort();
-        files
-            .into_iter()
-            .map(|(_, _, p)| {
-                fs::read(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
-            })
-            .collect()
+        read_maildir_new(&self.maildir(user))
     }
 
     /// Waits until `user` has at least `n` messages; panics with the maillog on timeout.
     pub fn wait_delivered(&self, user: &str, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let m = self.delivered(user);
-            if m.len() >= n {
-                return m;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "postfix: expected {n} message(s) for {user} within {timeout:?}, have {}; maillog:\n{}",
-                    m.len(),
-                    tail(&self.maillog(), 80)
-                );
-            }
-            thread::sleep(Duration::from_millis(25));
-        }
+        wait_maildir("postfix", &self.maildir(user), user, n, timeout, &|| {
+            self.maillog()
+        })
     }
 
     fn stop(&mut self) {
@@ -881,14 +852,71 @@ impl Drop for Postfix {
     }
 }
 
+/// The messages in `maildir/new`, oldest first, as stored.
+pub fn read_maildir_new(maildir: &Path) -> Vec<Vec<u8>> {
+    let new = maildir.join("new");
+    let mut files: Vec<((u64, u64), String, PathBuf)> = match fs::read_dir(&new) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (maildir_order(&name), name, e.path())
+            })
+            .collect(),
+        Err(_) => return Vec::new(),
+    };
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|(_, _, p)| match fs::read(&p) {
+            Ok(b) => Some(b),
+            // moved away between listing and reading: not ours to report
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => panic!("cannot read {}: {e}", p.display()),
+        })
+        .collect()
+}
+
+pub fn wait_maildir(
+    who: &str,
+    maildir: &Path,
+    user: &str,
+    n: usize,
+    timeout: Duration,
+    log: &dyn Fn() -> String,
+) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let m = read_maildir_new(maildir);
+        if m.len() >= n {
+            return m;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{who}: expected {n} message(s) for {user} within {timeout:?}, have {}; log:\n{}",
+                m.len(),
+                tail(&log(), 80)
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Sort key of a Maildir file name `SECS.V…I…M<usec>.host`.
 fn maildir_order(name: &str) -> (u64, u64) {
     let mut it = name.split('.');
     let secs = it.next().and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+    // Postfix writes `…M<usec>`, Dovecot `M<usec>P<pid>`: the digits after
+    // the last M.
     let usec = it
         .next()
-        .and_then(|s| s.rsplit_once('M'))
-        .and_then(|(_, u)| u.parse().ok())
+        .and_then(|s| s.rfind('M').map(|i| &s[i + 1..]))
+        .map(|s| {
+            s.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|d| d.parse().ok())
         .unwrap_or(0);
     (secs, usec)
 }

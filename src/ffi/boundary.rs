@@ -244,6 +244,65 @@ pub(crate) unsafe fn opt_arg<'a>(
     }
 }
 
+/// A list of `n` required strings (recipients, ESMTP parameters); NULL
+/// is allowed only when `n` is 0.
+///
+/// # Safety
+/// `list` is NULL or points to `n` pointers, each NULL or a string.
+pub(crate) unsafe fn strings<'a>(
+    list: *const *const c_char,
+    n: usize,
+    what: &'static str,
+    each: &'static str,
+) -> Result<Vec<&'a str>, Failure> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if list.is_null() {
+        return Err(Failure::Null(what));
+    }
+    std::slice::from_raw_parts(list, n)
+        .iter()
+        .map(|&p| arg(p, each))
+        .collect()
+}
+
+/// The `n_to` recipient strings at `to`.
+///
+/// # Safety
+/// As `strings`.
+pub(crate) unsafe fn recipients<'a>(
+    to: *const *const c_char,
+    n_to: usize,
+) -> Result<Vec<&'a str>, Failure> {
+    strings(to, n_to, "recipient list", "recipient")
+}
+
+/// `len` bytes at `data` (a message, an attachment); NULL is allowed only
+/// when `len` is 0.
+///
+/// # Safety
+/// `data` is NULL or valid for `len` bytes.
+pub(crate) unsafe fn bytes<'a, T>(
+    data: *const T,
+    len: usize,
+    what: &'static str,
+) -> Result<&'a [u8], Failure> {
+    match (data.is_null(), len) {
+        (_, 0) => Ok(&[]),
+        (true, _) => Err(Failure::Null(what)),
+        (false, n) => Ok(std::slice::from_raw_parts(data.cast(), n)),
+    }
+}
+
+/// The message bytes of a send.
+///
+/// # Safety
+/// As `bytes`.
+pub(crate) unsafe fn message<'a>(msg: *const c_char, len: usize) -> Result<&'a [u8], Failure> {
+    bytes(msg, len, "message")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
