@@ -279,3 +279,43 @@ fn scripted_call_from_inside_a_callback_is_refused_busy() {
         smtp_session_free(h);
     }
 }
+
+/// A cancel that lands before `sendmail` begins stops it at once, and the
+/// message gets an outcome of its own (not sent) — never the previous
+/// message's "accepted".
+#[test]
+fn scripted_cancel_before_sendmail_leaves_that_message_not_sent() {
+    let port = mute_server(&[
+        "> 220 mute ESMTP\r\n",
+        "EHLO",
+        "> 250 mute\r\n",
+        "MAIL",
+        "> 250 ok\r\n",
+        "RCPT",
+        "> 250 ok\r\n",
+        "DATA",
+        "> 354 go ahead\r\n",
+        "x",
+        ".",
+        "> 250 queued\r\n",
+    ]);
+    let mut s = session();
+    s.connect("127.0.0.1", port).unwrap();
+    assert_eq!(
+        s.sendmail("a@x.test", &["b@y.test"], b"x\r\n")
+            .unwrap()
+            .code,
+        250
+    );
+    assert_eq!(
+        s.last_outcome().delivery(),
+        smtpc::client::Delivery::Accepted
+    );
+    s.canceller().cancel();
+    let e = s.sendmail("a@x.test", &["b@y.test"], b"y\r\n").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Cancelled);
+    assert_eq!(
+        s.last_outcome().delivery(),
+        smtpc::client::Delivery::NotSent
+    );
+}

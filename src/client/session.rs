@@ -17,7 +17,7 @@ use super::connection::Connection;
 use super::error::{Error, ErrorKind, Result};
 use super::extensions::Extensions;
 use super::hostname;
-use super::outcome::{Outcome, Step};
+use super::outcome::{Delivery, Outcome, Step};
 use super::params::{Dsn, Envelope, Offers, ParamList};
 use super::reply::Reply;
 use super::sasl::{self, Mechanism};
@@ -331,12 +331,10 @@ impl Session {
     /// Sends one message; every recipient's answer is in `rcpt_replies`
     /// afterwards and `failed_step` tells which step a refusal came from.
     pub fn sendmail(&mut self, from: &str, to: &[&str], msg: &[u8]) -> Result<Reply> {
-        self.run(|s| {
-            s.send_one(Message {
-                from,
-                to: to.to_vec(),
-                body: Body::Bytes(msg),
-            })
+        self.send_one(Message {
+            from,
+            to: to.to_vec(),
+            body: Body::Bytes(msg),
         })
     }
 
@@ -350,12 +348,10 @@ impl Session {
         reader: &mut dyn Read,
         size_hint: Option<u64>,
     ) -> Result<Reply> {
-        self.run(|s| {
-            s.send_one(Message {
-                from,
-                to: to.to_vec(),
-                body: Body::Stream { reader, size_hint },
-            })
+        self.send_one(Message {
+            from,
+            to: to.to_vec(),
+            body: Body::Stream { reader, size_hint },
         })
     }
 
@@ -395,8 +391,10 @@ impl Session {
         &mut self,
         source: &mut dyn MessageSource<'m>,
     ) -> Result<Option<Reply>> {
+        // Cleared before anything can fail, a cancel at entry included:
+        // results are never the previous batch's.
+        self.results.batch.clear();
         self.run(|s| {
-            s.results.batch.clear();
             s.conn()?;
             if let Some(refused) = s.ehlo_or_helo_if_needed()? {
                 return Ok(Some(refused));
@@ -516,9 +514,10 @@ impl Session {
     /// unknown, as for `sendmail`. In LMTP, the reply of the last
     /// recipient; each is in `lmtp_replies`.
     pub fn data(&mut self, msg: &[u8]) -> Result<Reply> {
+        self.results.last_outcome = Outcome::default();
+        self.results.failed_step = Step::None;
         self.run(|s| {
             s.conn()?;
-            s.results.failed_step = Step::None;
             let rcpts = s.results.verb_rcpts.clone();
             let (outcome, run) = s.data_after_verbs(Body::Bytes(msg), rcpts);
             s.results.last_outcome = outcome;
@@ -900,12 +899,23 @@ impl Session {
         }
     }
 
+    /// One message, as a verb: whatever stops the call — a cancel before it
+    /// began included — the message gets an outcome of its own, never the
+    /// last message's.
     fn send_one(&mut self, msg: Message<'_>) -> Result<Reply> {
         self.results.last_outcome = Outcome::default();
         self.results.failed_step = Step::None;
-        let greeted = self.greet_for_message(&msg).inspect_err(|e| {
-            self.results.last_outcome = Outcome::not_sent(e.clone());
-        })?;
+        let result = self.run(|s| s.transact_one(msg));
+        if let Err(e) = &result {
+            if self.results.last_outcome.delivery() == Delivery::None {
+                self.results.last_outcome = Outcome::not_sent(e.clone());
+            }
+        }
+        result
+    }
+
+    fn transact_one(&mut self, msg: Message<'_>) -> Result<Reply> {
+        let greeted = self.greet_for_message(&msg)?;
         if let Some(refused) = greeted {
             self.results.failed_step = Step::Helo;
             self.results.last_outcome = Outcome::not_sent(Error::new(
